@@ -1,0 +1,45 @@
+"""``fastleaf`` command line: one thin front per subcommand.
+
+Each module in ``fastleaf.commands`` has ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; the work itself lives in importable functions.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .commands import COMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastleaf", description="Fast image-classification trainer for Classify Leaves.")
+    parser.add_argument("--version", action="version", version=f"fastleaf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMANDS:
+        module = importlib.import_module(f"fastleaf.commands.{module_name}")
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .utils.console import console
+    from .errors import USER_ERRORS
+
+    try:
+        return int(args._run(args) or 0)
+    except USER_ERRORS as err:
+        console.print(f"[bold red]error:[/bold red] {err}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Subcommand modules, in the order ``fastleaf --help`` lists them."""
+COMMANDS = ("train", "synth", "demo")

@@ -1,0 +1,66 @@
+"""``fastleaf train``: train one model (or one fold) and write a run folder."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "train a model on Classify Leaves data and write a run folder"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # every flag defaults to None so that --config values apply unless a flag is given
+    flag = argparse.BooleanOptionalAction
+    p.add_argument("--config", help="YAML file of options (configs/*.yaml); flags override it")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
+                   "default: references/*.csv with images under data/")
+    g.add_argument("--val-fraction", type=float, help="validation share per class (0.2)")
+    g.add_argument("--folds", type=int, help="stratified folds; validate on --fold")
+    g.add_argument("--fold", type=int, help="which fold validates (0-based)")
+    g.add_argument("--img-size", type=int, help="model input side in pixels (224)")
+    g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
+    g.add_argument("--loader", help="data backend: auto or torchvision")
+    g.add_argument("--workers", type=int, help="loader worker processes")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="cnn, vgg16, resnet18, deit_tiny or any timm model name")
+    g.add_argument("--pretrained", action=flag, help="timm hub weights (needs network)")
+    g.add_argument("--weights", help="local .safetensors/.pth state dict to start from")
+    g.add_argument("--finetune-all", action=flag, help="train deit_tiny's backbone too")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--scheduler", choices=["plateau", "cosine", "none"])
+    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0 = off)")
+    g = p.add_argument_group("speed")
+    g.add_argument("--amp", action=flag, help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
+    g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
+    g.add_argument("--channels-last", action=flag, help="NHWC memory format")
+    g.add_argument("--compile", action=flag, help="torch.compile the model")
+    g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    g = p.add_argument_group("records")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    g.add_argument("--runs-dir", help="parent of default run folders (runs)")
+    g.add_argument("--tensorboard", action=flag)
+    g.add_argument("--progress", action=flag, help="live progress bars")
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..config import KEYS, resolve_config
+
+    overrides = {k: v for k, v in vars(args).items() if k in KEYS}
+    return resolve_config(args.config, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.summary import print_summary
+    from ..train.trainer import fit
+
+    result = fit(config_from_args(args))
+    print_summary(result)
+    return 0

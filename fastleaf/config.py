@@ -1,0 +1,92 @@
+"""Training configuration: dataclass defaults <- YAML file (``--config``) <- command-line flags.
+
+The resolved configuration is saved in each run folder as ``config.yaml``; YAML files in
+``configs/`` use the same keys as the flags (with underscores).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = None
+    val_fraction: float = 0.2
+    fold: int | None = None
+    folds: int | None = None
+    img_size: int = 224
+    augment: str = "kaggle"
+    loader: str = "auto"
+    workers: int | None = None
+    # model
+    model: str = "cnn"
+    pretrained: bool = False
+    weights: str | None = None
+    finetune_all: bool = False
+    # optimisation (paper defaults)
+    epochs: int = 20
+    batch_size: int = 50
+    lr: float = 3e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    scheduler: str = "plateau"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    cutmix: float = 0.0
+    mixup: float = 0.0
+    mix_prob: float = 1.0
+    # speed
+    amp: bool = False
+    amp_dtype: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    # records
+    seed: int = 0
+    out: str | None = None
+    runs_dir: str = "runs"
+    tensorboard: bool = True
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of option: value")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown option(s) {unknown}")
+    return data
+
+
+def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the YAML file, then every override that is not None."""
+    values = load_yaml(config_file) if config_file else {}
+    unknown = sorted(set(overrides) - KEYS)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    from .utils.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,64 @@
+"""One description of the augmentations, translated by every loader backend.
+
+The torchvision, DALI and cache backends each turn an :class:`AugmentSpec` into their own
+operators, so "the same augmentations" holds by construction and tests can hold the backends
+side by side.  The train preset follows the top Classify Leaves entries: horizontal + vertical
+flip, rotate, brightness/contrast, shift-scale-rotate and a random resized crop.
+
+    spec = AugmentSpec.train(size=224)   # training views
+    spec = AugmentSpec.eval(size=224)    # resize + normalise only
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    size: int = 224
+    train: bool = False
+    hflip: float = 0.0            # probability of a horizontal flip
+    vflip: float = 0.0            # probability of a vertical flip
+    rotate_deg: float = 0.0       # uniform rotation in [-rotate_deg, rotate_deg]
+    brightness: float = 0.0       # brightness factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.0         # contrast factor drawn from [1 - c, 1 + c]
+    shift: float = 0.0            # shift-scale-rotate: translation as a fraction of the side
+    scale: float = 0.0            # shift-scale-rotate: zoom drawn from [1 - s, 1 + s]
+    crop_scale: tuple[float, float] = (1.0, 1.0)   # random resized crop area fraction
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def train_preset(cls, size: int = 224, strength: str = "kaggle") -> "AugmentSpec":
+        """Training views. ``strength``: ``kaggle`` (the winning recipe), ``light`` or ``none``."""
+        if strength == "none":
+            return cls(size=size, train=True)
+        if strength == "light":
+            return cls(size=size, train=True, hflip=0.5, vflip=0.5)
+        if strength != "kaggle":
+            raise ValueError(f"unknown augmentation strength {strength!r}: kaggle, light or none")
+        return cls(size=size, train=True, hflip=0.5, vflip=0.5, rotate_deg=20.0,
+                   brightness=0.2, contrast=0.2, shift=0.0625, scale=0.1,
+                   crop_scale=(0.6, 1.0))
+
+    @classmethod
+    def eval_preset(cls, size: int = 224) -> "AugmentSpec":
+        return cls(size=size, train=False)
+
+    @property
+    def random_crop(self) -> bool:
+        return self.crop_scale != (1.0, 1.0)
+
+    @property
+    def affine(self) -> bool:
+        return self.shift > 0 or self.scale > 0
+
+    def with_size(self, size: int) -> "AugmentSpec":
+        return replace(self, size=size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,206 @@
+"""CSV -> table: image paths, labels, the class list, the train/validation split and k folds.
+
+Two layouts are understood:
+
+* the Kaggle zip (``--data DIR``): ``DIR/train.csv`` (``image,label``), ``DIR/test.csv``
+  (``image``), ``DIR/images/*.jpg``, optionally ``DIR/sample_submission.csv``;
+* the paper's repository layout (no ``--data``): CSVs in ``references/``, images under ``data/``.
+
+    table = load_table("data/classify-leaves", val_fraction=0.2, seed=0)
+    table.train, table.val, table.test        # Samples: paths, labels, CSV rows
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+UNLABELLED = -1
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and, where there is one, the CSV row."""
+
+
+@dataclass
+class Samples:
+    """An ordered selection of CSV rows; loaders keep this order for eval and test."""
+
+    name: str
+    paths: list[Path]
+    labels: np.ndarray                 # int64 class ids, UNLABELLED for test rows
+    rows: np.ndarray                   # 0-based data row in ``csv`` (line = row + 2)
+    csv: Path
+    images: list[str] = field(default_factory=list)   # the CSV's ``image`` strings
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def labelled(self) -> bool:
+        return bool(len(self.labels)) and bool((self.labels >= 0).all())
+
+    def subset(self, index, name: str | None = None) -> "Samples":
+        index = np.asarray(index, dtype=np.int64)
+        return Samples(name or self.name, [self.paths[i] for i in index], self.labels[index],
+                       self.rows[index], self.csv, [self.images[i] for i in index])
+
+    def repeat(self, min_count: int) -> "Samples":
+        """This selection repeated until it holds at least ``min_count`` rows (benchmarks)."""
+        reps = max(1, -(-min_count // max(1, len(self))))
+        return self.subset(np.tile(np.arange(len(self)), reps), self.name)
+
+
+@dataclass
+class Layout:
+    train_csv: Path
+    test_csv: Path
+    image_root: Path
+
+
+@dataclass
+class Table:
+    layout: Layout
+    classes: list[str]
+    train: Samples
+    val: Samples
+    test: Samples | None
+    all_train: Samples
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> Samples:
+        samples = {"train": self.train, "val": self.val, "test": self.test,
+                   "all": self.all_train}.get(name)
+        if samples is None:
+            raise DataError(f"no {name!r} split (test.csv missing?): {self.layout.test_csv}")
+        return samples
+
+
+def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None = None) -> Layout:
+    """Find the CSVs and the folder that image paths are relative to."""
+    if data_dir is None:
+        root = Path(project_root or Path.cwd())
+        return Layout(root / "references" / "train.csv", root / "references" / "test.csv",
+                      root / "data")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    return Layout(root / "train.csv", root / "test.csv", root)
+
+
+def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (expected a header {','.join(columns)})")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    if frame.empty:
+        raise DataError(f"{path}: no data rows")
+    for column in columns:
+        blank = frame.index[frame[column].str.strip() == ""]
+        if len(blank):
+            raise DataError(f"{path} row {blank[0] + 2}: empty {column!r}")
+    return frame
+
+
+def image_path(root: Path, image: str, csv: Path, row: int) -> Path:
+    """Join a CSV image entry to the data folder, refusing paths that escape it."""
+    rel = Path(image)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise DataError(f"{csv} row {row + 2}: image path {image!r} escapes the data folder")
+    return root / rel
+
+
+def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Class names -> ids; with no class list, the sorted unique names define it."""
+    if classes is None:
+        classes = sorted(labels.unique().tolist())
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = labels[~labels.isin(index)]
+    if len(unknown):
+        raise DataError(f"row {unknown.index[0] + 2}: label {unknown.iloc[0]!r} is not one of the "
+                        f"{len(classes)} known classes")
+    return labels.map(index).to_numpy(dtype=np.int64), classes
+
+
+def split_indices(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified split; every class keeps at least one training image."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val = min(int(round(len(members) * val_fraction)), len(members) - 1)
+        val.extend(members[:n_val])
+        train.extend(members[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) row indices of stratified fold ``fold`` of ``folds`` (scikit-learn)."""
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train, val = list(splitter.split(np.zeros(len(labels)), labels))[fold]
+    return np.sort(train), np.sort(val)
+
+
+def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layout: Layout,
+                       csv: Path) -> Samples:
+    images = frame["image"].tolist()
+    paths = [image_path(layout.image_root, image, csv, row) for row, image in enumerate(images)]
+    return Samples(name, paths, labels, np.arange(len(frame), dtype=np.int64), csv, images)
+
+
+def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
+               folds: int | None = None, classes: list[str] | None = None,
+               project_root: Path | None = None) -> Table:
+    """Read train.csv (and test.csv when present) into a :class:`Table`.
+
+    Args:
+        data_dir: Kaggle-layout folder, or None for the paper's ``references/`` + ``data/``.
+        val_fraction: validation share of each class (ignored when ``folds`` is set).
+        seed: seeds the split and the folds.
+        fold, folds: use stratified fold ``fold`` of ``folds`` as the validation split.
+        classes: a fixed class list (e.g. from a checkpoint); unknown labels are refused.
+    """
+    layout = resolve_layout(data_dir, project_root)
+    frame = read_csv(layout.train_csv, ("image", "label"))
+    try:
+        labels, classes = encode_labels(frame["label"], classes)
+    except DataError as err:
+        raise DataError(f"{layout.train_csv} {err}") from None
+    everything = samples_from_frame("all", frame, labels, layout, layout.train_csv)
+    if folds:
+        train_idx, val_idx = fold_indices(labels, fold or 0, folds, seed)
+    else:
+        train_idx, val_idx = split_indices(labels, val_fraction, seed)
+    test = None
+    if layout.test_csv.is_file():
+        test_frame = read_csv(layout.test_csv, ("image",))
+        test = samples_from_frame("test", test_frame,
+                                  np.full(len(test_frame), UNLABELLED, dtype=np.int64),
+                                  layout, layout.test_csv)
+    return Table(layout, classes, everything.subset(train_idx, "train"),
+                 everything.subset(val_idx, "val"), test, everything)
+
+
+def save_classes(classes: list[str], path: Path) -> None:
+    path.write_text(json.dumps(classes, indent=0) + "\n")
+
+
+def load_classes(path: Path) -> list[str]:
+    return json.loads(Path(path).read_text())

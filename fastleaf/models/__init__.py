@@ -1,0 +1,4 @@
+from .registry import create_model, is_builtin, list_models, register_model
+from .weights import load_weights
+
+__all__ = ["create_model", "is_builtin", "list_models", "load_weights", "register_model"]

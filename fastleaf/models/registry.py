@@ -1,0 +1,62 @@
+"""Model registry: ``@register_model`` builders and ``create_model``, the only way in.
+
+Built-in names (``cnn``, ``vgg16``, ``resnet18``, ``deit_tiny``) map to the paper's models;
+any other name is handed to ``timm.create_model``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from typing import Callable
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    name = fn.__name__
+    if name in _MODELS:
+        warnings.warn(f"model {name!r} registered twice; the later builder wins", stacklevel=2)
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_builtin(name: str) -> bool:
+    return name in _MODELS
+
+
+def create_model(name: str, num_classes: int, *, pretrained: bool = False,
+                 finetune_all: bool = False, **kwargs) -> nn.Module:
+    """Build ``name`` with ``num_classes`` outputs.
+
+    Args:
+        name: a built-in name or any timm model name.
+        pretrained: take timm's weights from its hub (needs network access).
+        finetune_all: for models with a frozen backbone by default (deit_tiny), train all.
+    """
+    from . import builtin  # noqa: F401  (registers the built-in models)
+
+    if name in _MODELS:
+        return _MODELS[name](num_classes=num_classes, pretrained=pretrained,
+                             finetune_all=finetune_all, **kwargs)
+    return timm_model(name, num_classes, pretrained=pretrained, **kwargs)
+
+
+def timm_model(name: str, num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:
+    import timm
+
+    if not timm.list_models(name) and name not in timm.list_models(pretrained=True):
+        raise ValueError(f"unknown model {name!r}: not built in ({', '.join(list_models())}) "
+                         f"and not a timm model name")
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except Exception as err:  # hub unreachable, missing weights ...
+        if not pretrained:
+            raise
+        raise RuntimeError(f"could not fetch pretrained weights for {name!r} ({err}); offline, "
+                           f"pass a local state dict with --weights FILE instead") from err

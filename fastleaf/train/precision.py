@@ -1,0 +1,42 @@
+"""One AMP path, chosen once: an autocast context (or a no-op) and a grad scaler only for fp16."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Precision:
+    enabled: bool
+    dtype: torch.dtype
+    device_type: str
+    scaler: torch.amp.GradScaler | None
+
+    def autocast(self):
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    @property
+    def name(self) -> str:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32") \
+            if self.enabled else "fp32"
+
+
+def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -> Precision:
+    """``amp_dtype``: auto (bf16 on CPU and on GPUs that have it, else fp16), bf16 or fp16."""
+    if not amp:
+        return Precision(False, torch.float32, device.type, None)
+    if amp_dtype == "auto":
+        bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        amp_dtype = "bf16" if bf16_ok else "fp16"
+    if amp_dtype not in ("bf16", "fp16"):
+        raise ValueError(f"amp dtype must be auto, bf16 or fp16, got {amp_dtype!r}")
+    dtype = torch.bfloat16 if amp_dtype == "bf16" else torch.float16
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError("fp16 autocast is for CUDA; use bf16 on the CPU")
+    # bf16 keeps fp32's exponent range, so only fp16 needs loss scaling
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    return Precision(True, dtype, device.type, scaler)

@@ -1,0 +1,75 @@
+"""Run records: ``metrics.csv`` (a row per epoch), TensorBoard scalars, ``runs/scores.csv``."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ..utils.atomic import write_text_atomic
+
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", "sum",
+                 "img_per_s", "val_img_per_s", "lr", "time_s")
+SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
+                 "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, columns, rows: list[dict]) -> None:
+    """Rewrite the whole CSV atomically (small files): never a half-written row."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: fmt(row.get(k, "")) for k in columns})
+    write_text_atomic(path, buf.getvalue())
+
+
+def fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+class RunRecorder:
+    """metrics.csv + TensorBoard for one run folder; rank 0 only."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.metrics_csv = self.run_dir / "metrics.csv"
+        # keep rows of epochs already finished (resume): drop any at or past a restart point
+        self.rows = read_rows(self.metrics_csv)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+
+    def truncate(self, last_epoch: int) -> None:
+        self.rows = [r for r in self.rows if int(r["epoch"]) <= last_epoch]
+        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+
+    def log_epoch(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
+        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+        if self.writer is not None:
+            step = row["epoch"]
+            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
+                             ("val/acc", "acc"), ("val/f1_macro", "f1_macro"),
+                             ("val/kappa", "kappa"), ("val/sum", "sum"), ("lr", "lr"),
+                             ("speed/train_img_per_s", "img_per_s")):
+                self.writer.add_scalar(tag, float(row[key]), step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def append_score(scores_csv: Path, row: dict) -> None:
+    """One summary row per run in ``runs/scores.csv`` (a run re-recorded replaces its row)."""
+    rows = [r for r in read_rows(scores_csv) if r.get("run") != row["run"]] + [row]
+    write_rows(scores_csv, SCORE_COLUMNS, rows)

@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fold", type=int, help="which fold validates (0-based)")
     g.add_argument("--img-size", type=int, help="model input side in pixels (224)")
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
-    g.add_argument("--loader", help="data backend: auto or torchvision")
+    g.add_argument("--loader", help="data backend: auto (DALI on CUDA when installed, else "
+                   "torchvision), dali (CPU-only pipeline without CUDA) or torchvision")
     g.add_argument("--workers", type=int, help="loader worker processes")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="cnn, vgg16, resnet18, deit_tiny or any timm model name")
@@ -36,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=int)
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0 = off)")
+    g.add_argument("--cutmix", type=float,
+                   help="CutMix Beta alpha on the device batch (0 = off; 1.0 is usual)")
+    g.add_argument("--mixup", type=float, help="MixUp Beta alpha (0 = off; 0.2 is usual)")
+    g.add_argument("--mix-prob", type=float, help="chance a batch is mixed (1.0)")
     g = p.add_argument_group("speed")
     g.add_argument("--amp", action=flag, help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
     g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
@@ -61,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from ..train.summary import print_summary
     from ..train.trainer import fit
 
-    result = fit(config_from_args(args))
+    cfg = config_from_args(args)
+    if cfg.folds and cfg.fold is None:
+        # --folds without --fold: every fold, then the folds' mean ± std
+        from ..train.kfold import fit_folds, print_folds
+
+        print_folds(fit_folds(cfg))
+        return 0
+    result = fit(cfg)
     print_summary(result)
     return 0

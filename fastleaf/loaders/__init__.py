@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+import torch
+
 from ..data.augment import AugmentSpec
 from ..data.table import Samples
 from .base import Loader, LoaderOptions, Shard
@@ -13,16 +15,39 @@ from .base import Loader, LoaderOptions, Shard
 # backend name -> "module:Class"; every class takes (samples, spec, options)
 BACKENDS = {
     "torchvision": "fastleaf.loaders.torchvision_backend:TorchvisionLoader",
+    "dali": "fastleaf.loaders.dali_backend:DaliLoader",
+    # decode-once caches: factories that fall back (with a message) when the set does not fit
+    "cache-ram": "fastleaf.loaders.cache_backend:ram_cache",
+    "cache-gpu": "fastleaf.loaders.cache_backend:gpu_cache",
+    "synthetic": "fastleaf.loaders.synthetic:SyntheticLoader",
 }
 
 
 def resolve_backend(name: str, device) -> tuple[str, str]:
-    """(backend, why) for a requested name; ``auto`` picks the fastest usable one."""
+    """(backend, why) for a requested name; ``auto`` picks the fastest usable one.
+
+    ``auto`` takes DALI when the device is CUDA and DALI imports, else torchvision.  ``dali``
+    where DALI cannot import raises ``DaliUnavailable`` (a ValueError saying how to fall back);
+    on a CPU device it runs DALI's CPU-only pipeline.
+    """
+    cuda = torch.device(device).type == "cuda"
+    if name == "dali":
+        from .dali_backend import require_dali
+
+        require_dali()
+        return "dali", "asked for" + ("" if cuda else "; CPU-only pipeline, no CUDA device")
     if name != "auto":
         if name not in BACKENDS:
             raise ValueError(f"unknown loader {name!r}; choose from auto, {', '.join(BACKENDS)}")
         return name, "asked for"
-    return "torchvision", "the only backend available"
+    if not cuda:
+        return "torchvision", "auto: no CUDA device for DALI's GPU pipeline"
+    from .dali_backend import dali_import_error
+
+    reason = dali_import_error()
+    if reason is not None:
+        return "torchvision", f"auto: DALI unavailable ({reason})"
+    return "dali", "auto: CUDA device and DALI available"
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,

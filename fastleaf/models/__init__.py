@@ -1,3 +1,4 @@
+from . import builtin  # noqa: F401  (registers cnn, vgg16, resnet18, deit_tiny)
 from .registry import create_model, is_builtin, list_models, register_model
 from .weights import load_weights
 

@@ -15,13 +15,13 @@ def cnn(num_classes: int, pretrained: bool = False, **_) -> nn.Module:
 
 
 @register_model
-def vgg16(num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:
-    return timm_model("vgg16", num_classes, pretrained=pretrained, **_timm_only(kwargs))
+def vgg16(num_classes: int, pretrained: bool = False, finetune_all: bool = False, **kwargs):
+    return timm_model("vgg16", num_classes, pretrained=pretrained, **kwargs)
 
 
 @register_model
-def resnet18(num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:
-    return timm_model("resnet18", num_classes, pretrained=pretrained, **_timm_only(kwargs))
+def resnet18(num_classes: int, pretrained: bool = False, finetune_all: bool = False, **kwargs):
+    return timm_model("resnet18", num_classes, pretrained=pretrained, **kwargs)
 
 
 class DeitWithHead(nn.Module):
@@ -52,9 +52,5 @@ class DeitWithHead(nn.Module):
 
 @register_model
 def deit_tiny(num_classes: int, pretrained: bool = False, finetune_all: bool = False, **kwargs):
-    backbone = timm_model("deit_tiny_patch16_224", 0, pretrained=pretrained, **_timm_only(kwargs))
+    backbone = timm_model("deit_tiny_patch16_224", 0, pretrained=pretrained, **kwargs)
     return DeitWithHead(backbone, num_classes, freeze_backbone=not finetune_all)
-
-
-def _timm_only(kwargs: dict) -> dict:
-    return {k: v for k, v in kwargs.items() if v is not None}

@@ -39,17 +39,16 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
         pretrained: take timm's weights from its hub (needs network access).
         finetune_all: for models with a frozen backbone by default (deit_tiny), train all.
     """
-    from . import builtin  # noqa: F401  (registers the built-in models)
-
     if name in _MODELS:
         return _MODELS[name](num_classes=num_classes, pretrained=pretrained,
                              finetune_all=finetune_all, **kwargs)
-    return timm_model(name, num_classes, pretrained=pretrained, **kwargs)
+    return timm_model(name, num_classes, pretrained=pretrained, **kwargs)   # finetune_all: n/a
 
 
 def timm_model(name: str, num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:
     import timm
 
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}   # unset options: timm's default
     if not timm.list_models(name) and name not in timm.list_models(pretrained=True):
         raise ValueError(f"unknown model {name!r}: not built in ({', '.join(list_models())}) "
                          f"and not a timm model name")

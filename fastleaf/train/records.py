@@ -31,7 +31,7 @@ def write_rows(path: Path, columns, rows: list[dict]) -> None:
 
 
 def fmt(value):
-    return f"{value:.6g}" if isinstance(value, float) else value
+    return f"{value:.9g}" if isinstance(value, float) else value
 
 
 class RunRecorder:

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ..config import TrainConfig, save_config
 from ..data.augment import AugmentSpec
+from ..data.mix import create_mixer
 from ..data.table import Table, load_table, save_classes
 from ..loaders import LoaderOptions, create_loader, resolve_backend
 from ..models import create_model, load_weights
@@ -122,6 +123,9 @@ def fit(cfg: TrainConfig) -> RunResult:
                         cfg.plateau_factor, cfg.plateau_patience)
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
+    mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
+                         cfg.label_smoothing, seed=cfg.seed)
     eval_loss_fn = nn.CrossEntropyLoss()
     console.print(f"[bold]fastleaf[/bold] {cfg.model} on {device} ({precision.name}"
                   f"{', channels_last' if cfg.channels_last else ''}"
@@ -145,7 +149,8 @@ def fit(cfg: TrainConfig) -> RunResult:
                                     rate=seen / max(time.perf_counter() - t0, 1e-9))
 
                 stats = train_one_epoch(runnable, train_loader, optimizer, precision,
-                                        train_loss_fn, grad_clip=cfg.grad_clip, on_step=on_step)
+                                        train_loss_fn, mixer=mixer, grad_clip=cfg.grad_clip,
+                                        on_step=on_step)
             val_loss, preds, labels, val_rate = evaluate(runnable, val_loader, precision,
                                                          eval_loss_fn)
             metrics = classification_metrics(labels, preds)

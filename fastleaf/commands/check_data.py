@@ -1,0 +1,86 @@
+"""``fastleaf check-data``: check the CSVs and every image before training; exit 1 on errors.
+
+    fastleaf check-data --data data/classify-leaves
+    fastleaf check-data --data data/classify-leaves --classes runs/resnet18/best.pt --out bad_rows.csv
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "check-data"
+HELP = "check train.csv, test.csv and every image they name; exit 1 when there are errors"
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
+                   "default: references/*.csv with images under data/")
+    p.add_argument("--classes", metavar="FILE",
+                   help="valid class names: a checkpoint (.pt), a JSON list or one name a line; "
+                   "default DATA/classes.json when present, else train.csv's labels")
+    p.add_argument("--no-decode", action="store_true",
+                   help="skip full decoding: headers, end markers and duplicates only (faster)")
+    p.add_argument("--workers", type=int, help="threads reading and decoding images")
+    p.add_argument("--image-size", type=int,
+                   help="expected image side in pixels (default: the most common size)")
+    p.add_argument("--out", metavar="FILE", help="write every finding to this CSV")
+    p.add_argument("--max-lines", type=int, default=50, help="findings shown in the table (50)")
+
+
+def load_class_file(path: str | Path) -> list[str]:
+    """Class names from a checkpoint (.pt/.pth), a JSON list or a text file of one per line."""
+    path = Path(path)
+    if path.suffix in (".pt", ".pth") or path.is_dir():
+        from ..train.checkpoint import load_checkpoint
+
+        return list(load_checkpoint(path)["classes"])
+    if not path.is_file():
+        raise FileNotFoundError(f"class list not found: {path}")
+    if path.suffix == ".json":
+        from ..data.table import load_classes
+
+        return list(load_classes(path))
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def print_report(report, max_lines: int = 50) -> None:
+    """A table of findings (errors first, capped at ``max_lines``) and a one-line summary."""
+    from rich.table import Table
+
+    from ..utils.console import console
+
+    if report.findings:
+        table = Table(show_header=True, header_style="bold", show_lines=False)
+        table.add_column("severity", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("where", no_wrap=True)
+        table.add_column("image", overflow="fold")
+        table.add_column("problem", overflow="fold", ratio=1)
+        for f in report.findings[:max_lines]:
+            where = f.csv.name if f.line is None else f"{f.csv.name}:{f.line}"
+            table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]", f.kind, where,
+                          "" if f.image is None else f.image, f.detail)
+        console.print(table)
+        if len(report.findings) > max_lines:
+            console.print(f"... and {len(report.findings) - max_lines} more findings "
+                          f"(--out FILE writes them all)")
+    kinds = ", ".join(f"{n} {kind}" for (_, kind), n in sorted(report.counts().items()))
+    status = "[bold green]OK[/]" if report.ok else "[bold red]FAILED[/]"
+    console.print(f"{status}: {report.rows_checked} rows, {report.images_checked} images checked "
+                  f"in {report.seconds:.1f}s: {len(report.errors())} errors, "
+                  f"{len(report.warnings())} warnings" + (f" ({kinds})" if kinds else "")
+                  + f"; labels checked against {report.label_rule}", soft_wrap=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.check import check_data
+    from ..utils.console import console
+
+    classes = load_class_file(args.classes) if args.classes else None
+    report = check_data(args.data, classes=classes, decode=not args.no_decode,
+                        workers=args.workers, image_size=args.image_size)
+    print_report(report, args.max_lines)
+    if args.out:
+        console.print(f"findings written to {report.write_csv(args.out)}")
+    return 0 if report.ok else 1

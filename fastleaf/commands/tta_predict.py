@@ -1,0 +1,70 @@
+"""``fastleaf tta-predict``: test.csv -> TTA x checkpoint ensemble -> a checked submission.csv."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "tta-predict"
+TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
+            "views), five-crop (corners + centre) (flips)")
+HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
+
+
+def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool) -> None:
+    """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
+    from ..predict.tta import DEFAULT_CROP_FRACTION
+
+    flag = argparse.BooleanOptionalAction
+    p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
+                   help="best.pt, a run folder, or a folder of fold runs (repeatable)")
+    p.add_argument("--weights", help="comma-separated weights, one per --checkpoint "
+                   "(or one per checkpoint file); default equal")
+    p.add_argument("--crop-fraction", type=float, default=DEFAULT_CROP_FRACTION,
+                   help=f"five-crop side fraction ({DEFAULT_CROP_FRACTION})")
+    run_default = "the run's own" if inherit else "on"
+    p.add_argument("--batch-size", type=int, default=None if inherit else 256,
+                   help="images per batch (" + ("the run's own" if inherit else "256") + ")")
+    p.add_argument("--amp", action=flag, default=None if inherit else True,
+                   help=f"mixed precision, bf16 on CPU ({run_default})")
+    p.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"],
+                   default=None if inherit else "auto")
+    p.add_argument("--channels-last", action=flag, default=None if inherit else True,
+                   help=f"NHWC memory format ({run_default})")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--loader", default="auto", help="data backend: auto or a backend name")
+    p.add_argument("--workers", type=int, help="loader worker processes")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from ..predict.ensemble import PredictSettings
+
+    return PredictSettings(tta=args.tta, crop_fraction=args.crop_fraction,
+                           batch_size=args.batch_size, device=args.device, amp=args.amp,
+                           amp_dtype=args.amp_dtype, channels_last=args.channels_last,
+                           loader=args.loader, workers=args.workers)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..predict.tta import TTA_NAMES
+
+    p.add_argument("--data", help="Kaggle-layout folder holding test.csv; "
+                   "default: references/test.csv with images under data/")
+    p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
+    p.add_argument("--out", default="submission.csv", help="submission file (submission.csv)")
+    p.add_argument("--save-probs", metavar="FILE",
+                   help="also save the averaged probabilities (.npy or .csv) for stacking")
+    add_prediction_arguments(p, inherit=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..predict.runner import tta_predict
+    from ..utils.console import console
+
+    result = tta_predict(args.data, args.checkpoint, out=args.out, weights=args.weights,
+                         settings=settings_from_args(args), save_probs=args.save_probs)
+    out = result.output
+    console.print(f"{result.rows} test images x {out.views} view(s) x {out.members} "
+                  f"checkpoint(s) in {out.seconds:.1f} s: {result.img_per_s:.1f} img/s")
+    if result.probs_file:
+        console.print(f"probabilities: {result.probs_file}")
+    console.print(f"submission: {result.out}")
+    return 0

@@ -1,0 +1,434 @@
+"""Pre-flight data check: every problem in train.csv, test.csv and their images, in one pass.
+
+    report = check_data("data/classify-leaves")          # never raises on bad rows
+    report.ok, report.errors(), report.warnings()
+    drop = report.bad_rows(layout.train_csv)              # 0-based data rows (line = row + 2)
+    report.write_csv("runs/x/bad_rows.csv")
+
+Each problem is a :class:`Finding` naming the CSV file, the line and the image.  Errors make a
+row unusable (missing, empty, corrupt or unreadable image; path escaping the data folder; empty,
+unknown or conflicting label); warnings are usable rows worth knowing about (non-JPEG behind a
+.jpg name, non-RGB mode, unexpected size, duplicate rows, test images also in train).  A whole-file
+problem (missing/empty train.csv, missing columns) has ``row=None`` and leaves nothing usable.
+
+Unknown labels.  With a class list (``classes=``, e.g. a checkpoint's, or ``DIR/classes.json``)
+every label outside it is an error.  Without one, train.csv's labels define the classes, so a
+label counts as unknown only when it looks like a typo: it occurs exactly once and, after
+lower-casing and turning spaces/hyphens into underscores, is within edit distance 2 of a label
+that occurs more often.  Labels that break the style most labels follow (lower-case words
+joined by ``_`` or ``-``) get a ``label_style`` warning.
+
+Image files are read once each and checked in a thread pool (Pillow's decoder releases the GIL).
+"""
+from __future__ import annotations
+
+import csv as csvlib
+import hashlib
+import posixpath
+import re
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pandas as pd
+
+from ..utils.atomic import atomic_path
+from .table import DataError, image_path, load_classes, resolve_layout
+
+ERROR, WARNING = "error", "warning"
+JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+EOI_TAIL = 4096          # bytes at the end searched for the end-of-image marker
+MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "1": "black-and-white", "P": "palette",
+              "PA": "palette+alpha", "RGBA": "RGBA", "CMYK": "CMYK", "YCbCr": "YCbCr",
+              "I": "32-bit grayscale", "I;16": "16-bit grayscale", "F": "float grayscale"}
+LABEL_STYLE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")   # acer_rubrum, crataegus_crus-galli
+ODD_SHARE = 0.1          # at most this share of distinct labels (or one) may break the style
+TYPO_DISTANCE = 2
+
+
+@dataclass
+class Finding:
+    """One problem or note about one CSV row (``row=None``: the file as a whole)."""
+
+    kind: str            # missing_file, corrupt, not_jpeg, unknown_label, path_escape, ...
+    severity: str        # "error": the row cannot be used; "warning": usable, noted
+    csv: Path
+    row: int | None      # 0-based data row; line in the file = row + 2
+    image: str | None    # the CSV's image string
+    message: str         # full sentence naming the CSV file, the line and the image
+    detail: str = ""     # the problem alone, without the location
+
+    @property
+    def line(self) -> int | None:
+        return None if self.row is None else self.row + 2
+
+
+def finding(kind: str, severity: str, csv: Path, row: int | None, image: str | None,
+            detail: str) -> Finding:
+    where = f"{csv}" if row is None else f"{csv} line {row + 2}"
+    if image is not None:
+        where += f" ({image!r})"
+    return Finding(kind, severity, Path(csv), row, image, f"{where}: {detail}", detail)
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding]
+    rows_checked: int
+    seconds: float
+    images_checked: int = 0
+    label_rule: str = ""          # how labels were judged, for the summary line
+
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors()
+
+    def bad_rows(self, csv) -> set[int]:
+        """0-based data rows of ``csv`` with an error (what ``--skip-bad`` drops)."""
+        csv = Path(csv)
+        return {f.row for f in self.errors() if f.row is not None and f.csv == csv}
+
+    def counts(self) -> Counter:
+        return Counter((f.severity, f.kind) for f in self.findings)
+
+    def write_csv(self, path) -> Path:
+        """All findings as CSV (severity,kind,csv,line,image,message), written atomically."""
+        path = Path(path)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            out = csvlib.writer(f, lineterminator="\n")
+            out.writerow(["severity", "kind", "csv", "line", "image", "message"])
+            for x in self.findings:
+                out.writerow([x.severity, x.kind, x.csv, "" if x.line is None else x.line,
+                              "" if x.image is None else x.image, x.message])
+        return path
+
+
+@dataclass
+class Row:
+    """One CSV data row, its path key (for duplicates) and the file to open (None: refused)."""
+
+    csv: Path
+    row: int
+    image: str
+    label: str | None
+    key: str
+    path: Path | None
+
+
+@dataclass
+class FileInfo:
+    """What reading one image file found: problems as (kind, severity, detail)."""
+
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    size: tuple[int, int] | None = None          # (width, height)
+    digest: str | None = None
+
+    @property
+    def has_error(self) -> bool:
+        return any(sev == ERROR for _, sev, _ in self.problems)
+
+
+# ---------------------------------------------------------------- CSV files
+
+def read_frame(csv: Path, columns: tuple[str, ...], required: bool,
+               findings: list[Finding]) -> pd.DataFrame | None:
+    """The CSV as strings, or None after noting a whole-file problem."""
+    def bad(kind: str, detail: str) -> None:
+        findings.append(finding(kind, ERROR, csv, None, None, detail))
+
+    if not csv.is_file():
+        if required:
+            bad("missing_csv", "file not found")
+        return None
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        bad("empty_csv", f"the file is empty (expected a header {','.join(columns)})")
+        return None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        bad("bad_csv", f"not a readable CSV file ({str(err).strip().splitlines()[0]})")
+        return None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        bad("bad_header", f"missing column(s) {missing}; found {list(frame.columns)}")
+        return None
+    if frame.empty:
+        bad("empty_csv", f"header {list(frame.columns)} but no data rows")
+        return None
+    return frame
+
+
+def path_key(image: str) -> str:
+    """Normalised image path, so ``./images/1.jpg`` and ``images//1.jpg`` match."""
+    return posixpath.normpath(image.strip().replace("\\", "/"))
+
+
+def frame_rows(frame: pd.DataFrame, csv: Path, root: Path,
+               findings: list[Finding]) -> list[Row]:
+    """Rows with their file paths; empty and escaping paths are refused here, never opened."""
+    labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
+    rows = []
+    for i, (image, label) in enumerate(zip(frame["image"].tolist(), labels)):
+        path = None
+        if not image.strip():
+            findings.append(finding("empty_image", ERROR, csv, i, image, "empty image path"))
+        else:
+            try:
+                path = image_path(root, image, csv, i)
+            except DataError:
+                findings.append(finding("path_escape", ERROR, csv, i, image,
+                                        "image path escapes the data folder (absolute or '..'); "
+                                        "refused, not opened"))
+        rows.append(Row(csv, i, image, label, path_key(image), path))
+    return rows
+
+
+def duplicate_findings(rows: list[Row]) -> list[Finding]:
+    """The same image listed twice: a warning, or an error when the labels disagree."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.image.strip():
+            groups[r.key].append(r)
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        labels = {r.label for r in group}
+        if len(labels) > 1:
+            listed = ", ".join(f"{r.label!r} (line {r.row + 2})" for r in group)
+            out += [finding("conflicting_labels", ERROR, r.csv, r.row, r.image,
+                            f"the same image is listed with different labels: {listed}")
+                    for r in group]
+            continue
+        first = group[0]
+        out += [finding("duplicate_row", WARNING, r.csv, r.row, r.image,
+                        f"the same image is already listed on line {first.row + 2}; "
+                        f"it would count twice") for r in group[1:]]
+    return out
+
+
+def test_in_train_findings(train: list[Row], test: list[Row]) -> list[Finding]:
+    """Test rows whose image path is also a train row (compared as normalised paths)."""
+    first = {}
+    for r in train:
+        first.setdefault(r.key, r)
+    return [finding("test_in_train", WARNING, r.csv, r.row, r.image,
+                    f"also in {first[r.key].csv.name} line {first[r.key].row + 2} "
+                    f"(label {first[r.key].label!r}): a test image the model trains on")
+            for r in test if r.image.strip() and r.key in first]
+
+
+# ---------------------------------------------------------------- labels
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), one row at a time."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def canonical_label(label: str) -> str:
+    return re.sub(r"[\s\-]+", "_", label.strip().lower())
+
+
+def closest(label: str, candidates) -> tuple[str | None, int]:
+    best, best_d = None, 1 << 30
+    for other in candidates:
+        d = edit_distance(canonical_label(label), canonical_label(other))
+        if d < best_d:
+            best, best_d = other, d
+    return best, best_d
+
+
+def label_findings(rows: list[Row], classes: list[str] | None, source: str) -> list[Finding]:
+    """Empty labels, labels outside ``classes`` or, without a list, likely typos and odd styles."""
+    out = [finding("empty_label", ERROR, r.csv, r.row, r.image, "empty label")
+           for r in rows if not r.label.strip()]
+    labelled = [r for r in rows if r.label.strip()]
+    if classes is not None:
+        known = set(classes)
+        for r in labelled:
+            if r.label not in known:
+                near, d = closest(r.label, classes)
+                hint = f"; closest: {near!r}" if near is not None and d <= TYPO_DISTANCE else ""
+                out.append(finding("unknown_label", ERROR, r.csv, r.row, r.image,
+                                   f"label {r.label!r} is not one of the {len(classes)} classes "
+                                   f"of {source}{hint}"))
+        return out
+    counts = Counter(r.label for r in labelled)
+    common = [label for label, n in counts.items() if n > 1]
+    typos = {}
+    for label in (label for label, n in counts.items() if n == 1):
+        near, d = closest(label, common)
+        if near is not None and d <= TYPO_DISTANCE:
+            typos[label] = near
+    odd = sum(not LABEL_STYLE.fullmatch(label) for label in counts)
+    strict_style = odd < len(counts) / 2 and odd <= max(1, ODD_SHARE * len(counts))
+    seen = set()
+    for r in labelled:
+        if r.label in typos:
+            out.append(finding("unknown_label", ERROR, r.csv, r.row, r.image,
+                               f"label {r.label!r} occurs only once and is likely a typo of "
+                               f"{typos[r.label]!r} ({counts[typos[r.label]]} rows)"))
+        elif strict_style and not LABEL_STYLE.fullmatch(r.label) and r.label not in seen:
+            seen.add(r.label)
+            out.append(finding("label_style", WARNING, r.csv, r.row, r.image,
+                               f"label {r.label!r} ({counts[r.label]} rows) breaks the "
+                               f"lower-case words joined by _ or - style of the other labels"))
+    return out
+
+
+# ---------------------------------------------------------------- image files
+
+def inspect_file(path: Path, decode: bool = True) -> FileInfo:
+    """Read one image file once: existence, magic bytes, JPEG end marker, full decode, mode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return FileInfo([("missing_file", ERROR, f"image file not found: {path}")])
+    except OSError as err:
+        return FileInfo([("unreadable", ERROR, f"cannot read {path}: {err.strerror or err}")])
+    if not data:
+        return FileInfo([("empty_file", ERROR, "image file is empty (0 bytes)")])
+    info = FileInfo(digest=hashlib.blake2b(data, digest_size=16).hexdigest())
+    # entropy-coded data byte-stuffs 0xFF, so FFD9 near the end is the real end-of-image marker
+    tail = data[-EOI_TAIL:]
+    truncated = data.startswith(JPEG_SOI) and JPEG_EOI not in tail
+    try:
+        with Image.open(BytesIO(data)) as img:
+            fmt, mode, info.size = img.format, img.mode, img.size
+            if decode:
+                img.load()     # raises on a truncated file unless LOAD_TRUNCATED_IMAGES is set
+    except UnidentifiedImageError:
+        info.problems.append(("not_image", ERROR, f"not an image file (starts with "
+                                                  f"{data[:8].hex(' ')})"))
+        return info
+    except Exception as err:   # any decoder failure (OSError, SyntaxError, bombs) means corrupt
+        why = "truncated JPEG (no end-of-image marker), " if truncated else "corrupt image, "
+        info.problems.append(("corrupt", ERROR, f"{why}cannot be decoded ({err})"))
+        return info
+    if truncated:
+        info.problems.append(("corrupt", ERROR, "truncated JPEG: no end-of-image marker "
+                                                "(FFD9) at the end"))
+        return info
+    if fmt not in ("JPEG", "MPO"):
+        info.problems.append(("not_jpeg", WARNING, f"a {fmt} file behind a "
+                                                   f"{path.suffix or 'suffix-less'} name; "
+                                                   f"it decodes, through the slower Pillow path"))
+    if mode != "RGB":
+        info.problems.append(("converted_mode", WARNING, f"{MODE_NAMES.get(mode, mode)} image "
+                                                         f"(mode {mode}); converted to RGB"))
+    return info
+
+
+def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:
+    """:func:`inspect_file` over every distinct path, in a thread pool."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        infos = pool.map(lambda p: inspect_file(p, decode), paths)
+        return dict(zip(paths, infos))
+
+
+def image_findings(rows: list[Row], infos: dict[Path, FileInfo],
+                   image_size: int | None) -> list[Finding]:
+    """Each file's problems on every row that names it, plus unexpected sizes."""
+    sizes = Counter(i.size for i in infos.values() if i.size and not i.has_error)
+    expect = (image_size, image_size) if image_size else (sizes.most_common(1)[0][0]
+                                                          if sizes else None)
+    out = []
+    for r in rows:
+        info = infos.get(r.path) if r.path is not None else None
+        if info is None:
+            continue
+        out += [finding(kind, sev, r.csv, r.row, r.image, detail)
+                for kind, sev, detail in info.problems]
+        if expect and info.size and info.size != expect and not info.has_error:
+            out.append(finding("resized", WARNING, r.csv, r.row, r.image,
+                               f"{info.size[0]}x{info.size[1]} pixels, not "
+                               f"{expect[0]}x{expect[1]}; it will be resized"))
+    return out
+
+
+def content_findings(train: list[Row], test: list[Row],
+                     infos: dict[Path, FileInfo]) -> list[Finding]:
+    """Same bytes under another name: test copies of train images, repeated train images."""
+    first: dict[str, Row] = {}
+    out = []
+    for r in train:
+        digest = infos[r.path].digest if r.path in infos else None
+        if digest is None:
+            continue
+        seen = first.setdefault(digest, r)
+        if seen.key != r.key:
+            out.append(finding("duplicate_image", WARNING, r.csv, r.row, r.image,
+                               f"same bytes as {seen.image!r} on line {seen.row + 2} "
+                               f"(labels {seen.label!r} and {r.label!r})"))
+    for r in test:
+        seen = first.get(infos[r.path].digest) if r.path in infos else None
+        if seen is not None and seen.key != r.key:
+            out.append(finding("test_in_train", WARNING, r.csv, r.row, r.image,
+                               f"same bytes as {seen.csv.name} line {seen.row + 2} "
+                               f"({seen.image!r}, label {seen.label!r}): a copy of a train image"))
+    return out
+
+
+# ---------------------------------------------------------------- the check
+
+def check_data(data_dir, *, classes: list[str] | None = None, decode: bool = True,
+               workers: int | None = None, image_size: int | None = None) -> CheckReport:
+    """Check train.csv, test.csv and every image they name; collect findings, never raise on them.
+
+    Args:
+        data_dir: Kaggle-layout folder, or None for the repository layout (references/ + data/).
+        classes: the valid class names (e.g. a checkpoint's); default ``DIR/classes.json`` when
+            present, else train.csv's own labels with the typo rule of the module docstring.
+        decode: fully decode every image (off: headers, end markers and hashes only).
+        workers: threads reading and decoding images (default: Python's thread-pool default).
+        image_size: the expected side in pixels; None expects the most common size in the set.
+
+    Returns:
+        A :class:`CheckReport`, errors first.  Raises :class:`DataError` only when the data
+        folder itself is missing.
+    """
+    start = time.perf_counter()
+    layout = resolve_layout(data_dir)
+    findings: list[Finding] = []
+    rule = "train.csv's own labels (typo rule)"
+    if classes is not None:
+        rule = "the given class list"
+    elif data_dir is not None and (Path(data_dir) / "classes.json").is_file():
+        classes, rule = load_classes(Path(data_dir) / "classes.json"), "classes.json"
+    train_frame = read_frame(layout.train_csv, ("image", "label"), True, findings)
+    test_frame = read_frame(layout.test_csv, ("image",), False, findings)
+    train = [] if train_frame is None else frame_rows(train_frame, layout.train_csv,
+                                                      layout.image_root, findings)
+    test = [] if test_frame is None else frame_rows(test_frame, layout.test_csv,
+                                                    layout.image_root, findings)
+    findings += duplicate_findings(train) + duplicate_findings(test)
+    findings += test_in_train_findings(train, test)
+    findings += label_findings(train, classes, rule)
+
+    paths = list(dict.fromkeys(r.path for r in train + test if r.path is not None))
+    infos = inspect_files(paths, decode, workers)
+    findings += image_findings(train + test, infos, image_size)
+    findings += content_findings(train, test, infos)
+
+    order = {layout.train_csv: 0, layout.test_csv: 1}
+    findings.sort(key=lambda f: (f.severity != ERROR, order.get(f.csv, 2),
+                                 -1 if f.row is None else f.row, f.kind))
+    return CheckReport(findings, len(train) + len(test), time.perf_counter() - start,
+                       len(paths), f"{rule}" + (f", {len(classes)} classes" if classes else ""))

@@ -1,0 +1,220 @@
+"""Decode-once caches: every image is decoded once into one uint8 tensor, views are built per batch.
+
+``cache-ram`` keeps ``(N, 3, S, S)`` uint8 in host memory (Classify Leaves at 224 px: 18,353 x
+224 x 224 x 3 bytes = 2.8 GB) and per batch does index -> device -> batched augmentations
+(:mod:`fastleaf.data.batch_augment`) -> normalise -> channels_last.  ``cache-gpu`` keeps the same
+tensor on the GPU and builds the views there, so no image crosses the bus after the first decode.
+
+    loader = create_loader(table.train, spec, options, backend="cache-ram")
+
+Files repeated in ``samples`` (``Samples.repeat``) are decoded once.  When the decoded set does
+not fit, ``cache-gpu`` falls back to ``cache-ram`` and ``cache-ram`` to the torchvision backend,
+each with a message; ``cache-gpu`` without a CUDA device is an error naming ``cache-ram``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from ..data.augment import AugmentSpec
+from ..data.batch_augment import BatchAugment, normalise
+from ..data.imageio import ImageDecodeError, load_image
+from ..data.table import Samples
+from ..utils.console import console
+from .base import Loader, LoaderOptions, norm_tensors, shard_range
+
+HEADROOM = 0.8          # use at most this share of the free memory for the decoded set
+DECODE_CHUNK = 256      # images decoded between copies into the cache (bounds extra memory)
+
+# decoded sets shared by loaders over the same files (train and eval views of one split);
+# weak values: a set lives exactly as long as some loader holds it
+_DECODED: "weakref.WeakValueDictionary[tuple, torch.Tensor]" = weakref.WeakValueDictionary()
+
+
+def available_ram_bytes() -> int:
+    """Free host memory: MemAvailable from /proc/meminfo, else free pages from sysconf."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def available_gpu_bytes(device: torch.device) -> int:
+    """Free memory on a CUDA device (``torch.cuda.mem_get_info``)."""
+    return torch.cuda.mem_get_info(device)[0]
+
+
+def cache_bytes(num_images: int, size: int) -> int:
+    """Bytes of ``num_images`` decoded RGB uint8 images of ``size`` x ``size``."""
+    return num_images * 3 * size * size
+
+
+def unique_files(samples: Samples) -> tuple[list, np.ndarray]:
+    """(distinct paths in first-seen order, ``(N,)`` index of each row into them)."""
+    first: dict = {}
+    index = np.array([first.setdefault(p, len(first)) for p in samples.paths], dtype=np.int64)
+    return list(first), index
+
+
+def decode_into(out: torch.Tensor, samples: Samples, paths: list, size: int,
+                workers: int) -> None:
+    """Decode ``paths`` (resized to ``size``) into ``out`` ``(U, 3, S, S)`` uint8, in order.
+
+    A thread pool decodes (libjpeg-turbo releases the GIL); chunks bound the host copy when
+    ``out`` lives on the GPU.  A bad file raises ImageDecodeError naming the CSV row too.
+    """
+    rows = {}
+    for path, row in zip(samples.paths, samples.rows):
+        rows.setdefault(path, int(row))
+
+    def load(path):
+        try:
+            return load_image(path, size)
+        except ImageDecodeError as err:
+            raise ImageDecodeError(f"{samples.csv} row {rows[path] + 2}: {err}") from None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(paths), DECODE_CHUNK):
+            chunk = list(pool.map(load, paths[start:start + DECODE_CHUNK]))
+            out[start:start + len(chunk)].copy_(torch.stack(chunk))
+
+
+def decoded_set(samples: Samples, size: int, device: torch.device, channels_last: bool,
+                workers: int) -> tuple[torch.Tensor, np.ndarray]:
+    """(``(U, 3, S, S)`` uint8 decoded files on ``device``, ``(N,)`` row -> file index).
+
+    With ``channels_last`` the storage is ``(U, S, S, 3)`` seen as ``(U, 3, S, S)``, so a
+    gathered batch is already NHWC and needs no layout copy.
+    """
+    paths, index = unique_files(samples)
+    digest = hashlib.sha1("\n".join(map(str, paths)).encode()).hexdigest()
+    key = (digest, size, str(device), channels_last)
+    images = _DECODED.get(key)
+    if images is None:
+        shape = (len(paths), size, size, 3) if channels_last else (len(paths), 3, size, size)
+        storage = torch.empty(shape, dtype=torch.uint8, device=device)
+        images = storage.permute(0, 3, 1, 2) if channels_last else storage
+        decode_into(images, samples, paths, size, workers)
+        _DECODED[key] = images
+    return images, index
+
+
+def epoch_order(n: int, options: LoaderOptions, epoch: int) -> np.ndarray:
+    """This shard's rows for a training epoch, as the torchvision backend's EpochSampler."""
+    from .torchvision_backend import EpochSampler
+
+    sampler = EpochSampler(n, options.seed, options.shard, options.drop_last, options.batch_size)
+    sampler.epoch = epoch
+    return np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
+
+
+class CacheLoader(Loader):
+    """Batches gathered from a decoded uint8 set held in RAM (``cache-ram``) or on the GPU.
+
+    Args:
+        samples, spec, options: as every backend (see ``create_loader``).
+        on_gpu: keep the decoded set on ``options.device`` (a CUDA device).
+    """
+
+    def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions,
+                 on_gpu: bool = False):
+        self.samples, self.spec, self.options = samples, spec, options
+        self.backend = "cache-gpu" if on_gpu else "cache-ram"
+        self.training = spec.train
+        self.epoch = 0
+        device = options.device
+        store = device if on_gpu else torch.device("cpu")
+        start = time.perf_counter()
+        self.images, self.index = decoded_set(samples, spec.size, store, options.channels_last,
+                                              options.workers)
+        self.decode_s = time.perf_counter() - start
+        self.labels = torch.from_numpy(samples.labels).to(device)
+        if spec.train:
+            self.num_samples = len(epoch_order(len(samples), options, 0))
+            self.rows = None
+        else:
+            start, stop = shard_range(len(samples), options.shard)
+            self.rows = np.arange(start, stop)
+            self.num_samples = stop - start
+        self.augment = BatchAugment(spec)
+        self.mean, self.std = norm_tensors(spec.mean, spec.std, device)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.options.batch_size)
+
+    def order(self) -> np.ndarray:
+        """Rows of this epoch: shuffled (seeded by seed, epoch, shard) or the eval order."""
+        return epoch_order(len(self.samples), self.options, self.epoch) if self.training \
+            else self.rows
+
+    def generator(self) -> torch.Generator:
+        """Augmentation draws, reproducible per (seed, epoch, shard)."""
+        o = self.options
+        seed = (o.seed * 1_000_003 + self.epoch * 7919 + o.shard.index) % 2**63
+        return torch.Generator(device=o.device).manual_seed(seed)
+
+    def __iter__(self):
+        o = self.options
+        order = self.order()
+        g = self.generator()
+        files = torch.from_numpy(self.index[order]).to(self.images.device)
+        rows = torch.from_numpy(order).to(o.device)
+        for start in range(0, len(order), o.batch_size):
+            images = self.images.index_select(0, files[start:start + o.batch_size])  # (B, 3, S, S)
+            if images.device != o.device:
+                # uint8 crosses the bus: a quarter of the bytes of float32
+                images = images.pin_memory().to(o.device, non_blocking=True)
+            if self.training:
+                images = self.augment(images, g)
+            yield (normalise(images, self.mean, self.std, channels_last=o.channels_last,
+                             dtype=o.dtype),
+                   self.labels.index_select(0, rows[start:start + o.batch_size]))
+
+
+def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):
+    """The torchvision backend, marked with the reason the cache was not used."""
+    from .torchvision_backend import TorchvisionLoader
+
+    console.print(f"[yellow]{why}; falling back to the torchvision loader[/yellow]")
+    loader = TorchvisionLoader(samples, spec, options)
+    loader.fallback = why
+    return loader
+
+
+def ram_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Loader:
+    """``cache-ram``: a :class:`CacheLoader` in host memory, or torchvision when it does not fit."""
+    need = cache_bytes(len(unique_files(samples)[0]), spec.size)
+    free = available_ram_bytes()
+    if need > HEADROOM * free:
+        return fallback_loader(samples, spec, options,
+                               f"cache-ram: {need / 2**30:.2f} GiB of decoded images does not "
+                               f"fit in {free / 2**30:.2f} GiB of free RAM")
+    return CacheLoader(samples, spec, options)
+
+
+def gpu_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Loader:
+    """``cache-gpu``: the decoded set on the GPU; ``cache-ram`` when it does not fit there."""
+    device = options.device
+    if device.type != "cuda":
+        raise ValueError(f"the cache-gpu loader needs a CUDA device (this run is on {device}); "
+                         f"use the cache-ram loader (--cache ram) instead")
+    need = cache_bytes(len(unique_files(samples)[0]), spec.size)
+    free = available_gpu_bytes(device)
+    if need > HEADROOM * free:
+        console.print(f"[yellow]cache-gpu: {need / 2**30:.2f} GiB of decoded images does not fit "
+                      f"in {free / 2**30:.2f} GiB of free GPU memory; falling back to "
+                      f"cache-ram[/yellow]")
+        loader = ram_cache(samples, spec, options)
+        loader.fallback = getattr(loader, "fallback", "cache-gpu: does not fit in GPU memory")
+        return loader
+    return CacheLoader(samples, spec, options, on_gpu=True)

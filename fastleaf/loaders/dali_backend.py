@@ -1,0 +1,257 @@
+"""NVIDIA DALI backend: decode and augment in DALI's own threads (CPU) or on the GPU.
+
+    fastleaf train --data data/classify-leaves --loader dali      # GPU pipeline on CUDA
+    fastleaf train --data data/classify-leaves --loader dali --device cpu   # CPU-only pipeline
+
+The file list and labels come from :class:`~fastleaf.data.table.Samples`, never from a
+directory scan.  The reader's label is the *row index* into the loader's own file list; the
+true labels are looked up on the device.  That keeps test rows (label -1) legal for DALI and
+makes the yielded order checkable against the Samples order.
+
+Shuffling: the reader reshuffles the whole file list after every epoch
+(``shuffle_after_epoch``, seeded with ``options.seed`` on every shard, so shards cut one
+global permutation).  The sequence of epoch orders is reproducible for a seed when epochs are
+read one after another from a fresh loader; ``set_epoch(n)`` records ``n`` but cannot seek the
+reader to epoch ``n``.  Augmentation randomness comes from the pipeline seed
+(``seed * 7919 + shard``), also reproducible for a seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.augment import AugmentSpec
+from ..data.imageio import ImageDecodeError, decode_rgb
+from ..data.table import Samples
+from .base import Loader, LoaderOptions, shard_range
+
+FALLBACK = "use --loader torchvision (or --loader auto) instead"
+READER = "Reader"
+
+# leading bytes of the formats DALI's image decoder reads
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP",
+         b"\xff\x4f\xff\x51", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
+class DaliUnavailable(ValueError):
+    """DALI cannot run here; the message says how to fall back."""
+
+
+def dali_import_error() -> str | None:
+    """None when DALI and its PyTorch plugin import, else the reason they do not."""
+    try:
+        import nvidia.dali  # noqa: F401
+        import nvidia.dali.plugin.pytorch  # noqa: F401
+    except Exception as err:   # a broken install can raise more than ImportError
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def require_dali() -> None:
+    reason = dali_import_error()
+    if reason is not None:
+        raise DaliUnavailable(f"--loader dali: NVIDIA DALI cannot be imported ({reason}); "
+                              f"install nvidia-dali-cuda120 or {FALLBACK}")
+
+
+def row_name(samples: Samples, i: int) -> str:
+    return f"{samples.csv} row {int(samples.rows[i]) + 2}"
+
+
+def check_headers(samples: Samples) -> None:
+    """Refuse missing files and formats DALI cannot decode, before the pipeline starts.
+
+    Reading 12 bytes per file is cheap next to decoding, and DALI's own errors name no file.
+    """
+    for i, path in enumerate(samples.paths):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(12)
+        except OSError as err:
+            raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err}) "
+                                   f"[{row_name(samples, i)}]") from None
+        webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+        if not (webp or head.startswith(MAGIC)):
+            raise ImageDecodeError(
+                f"{path}: not a JPEG/PNG/BMP/TIFF/WebP/JPEG2000/PNM image, which DALI needs "
+                f"[{row_name(samples, i)}]; convert it or {FALLBACK}")
+
+
+def find_bad_image(samples: Samples, rows) -> ImageDecodeError | None:
+    """The first of ``rows`` that does not decode, as an error naming file and CSV row."""
+    for i in rows:
+        try:
+            decode_rgb(samples.paths[i])
+        except ImageDecodeError as err:
+            return ImageDecodeError(f"{err} [{row_name(samples, i)}]")
+    return None
+
+
+def augment(images, spec: AugmentSpec):
+    """Random views of ``(H, W, 3)`` uint8 ``spec.size`` images; returns (images, mirror)."""
+    from nvidia.dali import fn
+
+    size = float(spec.size)
+    centre = [size / 2, size / 2]
+    if spec.rotate_deg or spec.affine:
+        # rotate and shift-scale-rotate share one affine warp: one interpolation, not two
+        matrix = fn.transforms.rotation(
+            angle=fn.random.uniform(range=[-spec.rotate_deg, spec.rotate_deg]), center=centre)
+        if spec.scale:
+            zoom = fn.random.uniform(range=[1 - spec.scale, 1 + spec.scale])
+            matrix = fn.transforms.scale(matrix, scale=fn.stack(zoom, zoom), center=centre)
+        if spec.shift:
+            offset = fn.random.uniform(range=[-spec.shift * size, spec.shift * size], shape=[2])
+            matrix = fn.transforms.translation(matrix, offset=offset)
+        images = fn.warp_affine(images, matrix=matrix, fill_value=0, inverse_map=False)
+    if spec.brightness or spec.contrast:
+        images = fn.brightness_contrast(
+            images, brightness=fn.random.uniform(range=[1 - spec.brightness, 1 + spec.brightness]),
+            contrast=fn.random.uniform(range=[1 - spec.contrast, 1 + spec.contrast]))
+    if spec.vflip:
+        images = fn.flip(images, horizontal=0, vertical=fn.random.coin_flip(probability=spec.vflip))
+    # the horizontal flip is free inside crop_mirror_normalize
+    mirror = fn.random.coin_flip(probability=spec.hflip) if spec.hflip else 0
+    return images, mirror
+
+
+def decode(encoded, spec: AugmentSpec, gpu: bool):
+    """Encoded files -> ``(spec.size, spec.size, 3)`` uint8, whatever the file's size."""
+    from nvidia.dali import fn, types
+
+    device = "mixed" if gpu else "cpu"
+    if spec.train and spec.random_crop:
+        # decode only the crop window, then scale it to the model's size
+        images = fn.decoders.image_random_crop(
+            encoded, device=device, output_type=types.RGB, random_area=list(spec.crop_scale),
+            random_aspect_ratio=list(spec.crop_ratio))
+    else:
+        images = fn.decoders.image(encoded, device=device, output_type=types.RGB)
+    # an exact square like the other backends (stretch, linear, antialiased)
+    return fn.resize(images, size=[spec.size, spec.size])
+
+
+def build_pipeline(files: list[str], spec: AugmentSpec, options: LoaderOptions, shard: bool):
+    """A built DALI pipeline yielding (images, file index); CPU-only unless the device is CUDA.
+
+    Args:
+        files: paths in reader order (labels are their indices in this list).
+        shard: cut the list with the reader's ``shard_id``/``num_shards`` (training).
+    """
+    from nvidia.dali import fn, pipeline_def, types
+
+    gpu = options.device.type == "cuda"
+    out_dtype = types.FLOAT16 if options.dtype == torch.float16 else types.FLOAT
+    count, index = (options.shard.count, options.shard.index) if shard else (1, 0)
+
+    @pipeline_def
+    def pipeline():
+        encoded, idx = fn.readers.file(
+            files=files, labels=list(range(len(files))), name=READER, shard_id=index,
+            num_shards=count, pad_last_batch=True, shuffle_after_epoch=spec.train,
+            **({"shuffle_after_epoch_seed": options.seed} if spec.train else {}))
+        images = decode(encoded, spec, gpu)
+        mirror = 0
+        if spec.train:
+            images, mirror = augment(images, spec)
+        images = fn.crop_mirror_normalize(
+            images, dtype=out_dtype, output_layout="HWC" if options.channels_last else "CHW",
+            mean=[m * 255.0 for m in spec.mean], std=[s * 255.0 for s in spec.std],
+            mirror=mirror)
+        return images, idx
+
+    device_id = (options.device.index or 0) if gpu else None
+    pipe = pipeline(batch_size=options.batch_size, num_threads=max(1, options.workers),
+                    device_id=device_id, seed=options.seed * 7919 + options.shard.index,
+                    prefetch_queue_depth=2)
+    pipe.build()
+    return pipe
+
+
+class DaliLoader(Loader):
+    """DALI pipeline behind the loader contract (see the module docstring for shuffling)."""
+
+    backend = "dali"
+
+    def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
+        require_dali()
+        self.spec, self.options, self.training = spec, options, spec.train
+        self.epoch = 0
+        batch = options.batch_size
+        if spec.train:
+            # wrap the list so every shard holds the same count (equal batch counts per rank)
+            per_shard = max(-(-len(samples) // options.shard.count),
+                            batch if options.drop_last else 1)
+            rows = np.resize(np.arange(len(samples)), per_shard * options.shard.count)
+            self.batches = per_shard // batch if options.drop_last else -(-per_shard // batch)
+            self.num_samples = self.batches * batch if options.drop_last else per_shard
+        else:
+            rows = np.arange(*shard_range(len(samples), options.shard))
+            self.batches, self.num_samples = -(-len(rows) // batch), len(rows)
+        self.samples = samples.subset(rows)
+        self.dataset = self.samples
+        # positions of distinct files (training lists wrap around, repeating a few)
+        self.distinct = np.sort(np.unique(rows, return_index=True)[1])
+        check_headers(self.samples.subset(self.distinct))
+        self.labels = torch.as_tensor(self.samples.labels, dtype=torch.int64,
+                                      device=options.device)
+        self.iterator = self.guard(self.start)
+        self.unfinished = False
+
+    def start(self):
+        from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+        pipe = build_pipeline([str(p) for p in self.samples.paths], self.spec, self.options,
+                              shard=self.spec.train)
+        # PARTIAL + the reader's pad_last_batch: every row exactly once, padding dropped
+        return DALIGenericIterator([pipe], ["images", "index"], reader_name=READER,
+                                   last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
+
+    def guard(self, step):
+        """Run a DALI step; map its failures to the file that caused them, or to a fallback."""
+        try:
+            return step()
+        except RuntimeError as err:
+            # DALI names no file: find the one Python's decoder refuses too
+            bad = find_bad_image(self.samples, self.distinct)
+            if bad is not None:
+                raise bad from None
+            first = next((line for line in str(err).splitlines() if "failure" in line
+                          or "rror" in line), str(err).strip()[:200])
+            raise RuntimeError(f"DALI pipeline failed ({first.strip()}); {FALLBACK}") from err
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def drain(self) -> None:
+        """Read to the end of DALI's epoch; its StopIteration resets the reader (auto_reset).
+
+        ``next`` only: ``iter()`` on a DALI iterator resets it, which would skip an epoch.
+        """
+        while True:
+            try:
+                next(self.iterator)
+            except StopIteration:
+                return
+
+    def __iter__(self):
+        if self.unfinished:
+            # the reader cannot rewind mid-epoch: finish the old epoch so this one starts clean
+            self.guard(self.drain)
+        self.unfinished = True
+        for _ in range(self.batches):
+            out = self.guard(lambda: next(self.iterator))[0]
+            yield self.to_batch(out["images"], out["index"])
+        self.guard(self.drain)   # the partial batch drop_last skips, then the epoch's end
+        self.unfinished = False
+
+    def to_batch(self, images: torch.Tensor, index: torch.Tensor):
+        """DALI output -> contract: ``(B, 3, H, W)`` on the device, int64 labels ``(B,)``."""
+        device = self.options.device
+        images = images.to(device, non_blocking=device.type == "cuda")
+        if self.options.channels_last:
+            images = images.permute(0, 3, 1, 2)   # (B, H, W, 3) -> channels_last (B, 3, H, W)
+        if images.dtype != self.options.dtype:
+            images = images.to(self.options.dtype)
+        index = index.view(-1).to(device=self.labels.device, dtype=torch.int64)
+        return images, self.labels[index]

@@ -1,0 +1,68 @@
+"""``tta_predict``: test.csv -> (TTA x checkpoint ensemble) -> a checked ``submission.csv``.
+
+    from fastleaf.predict.runner import tta_predict
+    from fastleaf.predict.ensemble import PredictSettings
+    result = tta_predict("data/classify-leaves", ["runs/kfold"], out="submission.csv",
+                         settings=PredictSettings(tta="flips"))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..data.table import UNLABELLED, Samples, read_csv, resolve_layout, samples_from_frame
+from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
+from .submission import write_probs, write_submission
+
+
+@dataclass
+class PredictResult:
+    out: Path
+    rows: int
+    members: list[Member]
+    output: EnsembleOutput
+    probs_file: Path | None = None
+
+    @property
+    def img_per_s(self) -> float:
+        return self.output.img_per_s
+
+
+def read_test_samples(data_dir=None) -> Samples:
+    """test.csv rows in file order (layout as in ``load_table``; train.csv is not needed)."""
+    layout = resolve_layout(data_dir)
+    frame = read_csv(layout.test_csv, ("image",))
+    labels = np.full(len(frame), UNLABELLED, dtype=np.int64)
+    return samples_from_frame("test", frame, labels, layout, layout.test_csv)
+
+
+def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path = "submission.csv",
+                weights=None, settings: PredictSettings | None = None,
+                save_probs: str | Path | None = None) -> PredictResult:
+    """Predict every test.csv row and write the submission (and optionally the probabilities).
+
+    Args:
+        data_dir: Kaggle-layout folder holding test.csv, or None for ``references/test.csv``.
+        checkpoints: ``best.pt`` files, run folders or folders of fold runs.
+        out: submission path (written atomically, after it is checked).
+        weights: per-checkpoint weights (``"1,2"`` or a list), see ``load_members``.
+        settings: TTA, batch size, device, precision, loader.
+        save_probs: also write the averaged probabilities (``.npy`` or ``.csv``).
+    Returns:
+        a :class:`PredictResult` with the path, row count and img/s.
+    """
+    settings = settings or PredictSettings()
+    members = load_members(checkpoints, weights)
+    samples = read_test_samples(data_dir)
+    output = ensemble_probs(members, samples, settings)[settings.tta]
+    classes = members[0].classes
+    predicted = output.probs.argmax(-1).numpy()
+    labels = [classes[i] for i in predicted]
+    path = write_submission(out, samples.images, labels, classes)
+    probs_file = None
+    if save_probs:
+        probs_file = write_probs(save_probs, samples.images, output.probs.numpy(), classes)
+    return PredictResult(path, len(labels), members, output, probs_file)

@@ -1,0 +1,137 @@
+"""``evaluate_checkpoints``: validation metrics without and with TTA, for one run or an ensemble.
+
+The validation rows are rebuilt from each checkpoint's config (data, val_fraction, seed, fold,
+folds -> the identical split), or read from a labelled CSV.  Fold runs of one k-fold each score
+their own held-out fold, and the folds' predictions are pooled (out-of-fold scoring).
+
+    result = evaluate_checkpoints(["runs/cnn-20240101"], tta="flips")
+    result.metrics["none"]["sum"], result.metrics["flips"]["sum"]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from rich.table import Table
+
+from ..data.table import DataError, Layout, Samples, load_table, read_csv, samples_from_frame
+from ..data.table import encode_labels
+from ..train.metrics import METRIC_NAMES, classification_metrics
+from ..utils.console import console
+from .ensemble import Member, PredictSettings, ensemble_probs, load_members
+from .tta import view_count
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, dict[str, float]]     # TTA name -> acc, f1_macro, kappa, sum
+    img_per_s: dict[str, float]              # TTA name -> images per second
+    images: int
+    source: str                              # which rows were scored
+    members: list[Member]
+
+
+def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[str]) -> Samples:
+    """``image,label`` rows of ``csv``, image paths relative to ``data_dir``."""
+    csv = Path(csv)
+    frame = read_csv(csv, ("image", "label"))
+    try:
+        labels, _ = encode_labels(frame["label"], classes)
+    except DataError as err:
+        raise DataError(f"{csv} {err}") from None
+    layout = Layout(csv, csv, Path(data_dir))
+    return samples_from_frame(csv.stem, frame, labels, layout, csv)
+
+
+def split_key(member: Member, data_dir) -> tuple:
+    """What decides a run's validation rows; equal keys -> identical splits."""
+    c = member.config
+    folds = c.get("folds")
+    data = str(data_dir if data_dir is not None else c.get("data"))
+    if folds:
+        return (data, None, int(c.get("seed", 0)), int(c.get("fold") or 0), int(folds))
+    return (data, float(c.get("val_fraction", 0.2)), int(c.get("seed", 0)), None, None)
+
+
+def run_val_samples(key: tuple, classes: list[str]) -> Samples:
+    """The validation split a run trained with, rebuilt from its split key."""
+    data, val_fraction, seed, fold, folds = key
+    data = None if data == "None" else data
+    try:
+        table = load_table(data, val_fraction=val_fraction if val_fraction is not None else 0.2,
+                           seed=seed, fold=fold, folds=folds, classes=classes)
+    except DataError as err:
+        raise DataError(f"{err} (the run's data folder; pass --data to point elsewhere)") from None
+    return table.val
+
+
+def _pooled(groups, ttas) -> tuple[dict, dict, torch.Tensor]:
+    """Concatenate per-group outputs -> (TTA -> probs, TTA -> seconds, labels)."""
+    probs = {t: torch.cat([out[t].probs for _, out in groups]) for t in ttas}
+    seconds = {t: sum(out[t].seconds for _, out in groups) for t in ttas}
+    labels = torch.cat([out[ttas[0]].labels for _, out in groups])
+    return probs, seconds, labels
+
+
+def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips",
+                         data_dir=None, csv=None, weights=None,
+                         settings: PredictSettings | None = None) -> EvalResult:
+    """Score checkpoints (one run, fold runs or an ensemble) without TTA and with ``tta``.
+
+    Args:
+        checkpoints: ``best.pt`` files, run folders or folders of fold runs.
+        tta: a TTA name (``fastleaf.predict.tta.TTA_NAMES``).
+        data_dir: data folder; default: each run's own ``config["data"]``.
+        csv: a labelled ``image,label`` CSV (paths relative to ``data_dir``) instead of the
+            runs' validation splits.
+        weights: per-checkpoint weights, see ``load_members``.
+        settings: device, batch size, loader; precision and batch size default to the run's
+            own, so ``tta="none"`` reproduces the training run's validation metrics.
+    """
+    settings = settings or PredictSettings(batch_size=None, amp=None, amp_dtype=None,
+                                           channels_last=None)
+    members = load_members(checkpoints, weights)
+    classes = members[0].classes
+    ttas = ["none"] if tta == "none" else ["none", tta]
+    if csv is not None:
+        root = data_dir if data_dir is not None else members[0].config.get("data") or "."
+        samples = labelled_csv_samples(csv, root, classes)
+        groups = [(samples, ensemble_probs(members, samples, settings, ttas))]
+        source = f"{csv} ({len(samples)} rows)"
+    else:
+        by_key: dict[tuple, list[Member]] = {}
+        for m in members:
+            by_key.setdefault(split_key(m, data_dir), []).append(m)
+        groups = [(s, ensemble_probs(group, s, settings, ttas))
+                  for s, group in ((run_val_samples(k, classes), g) for k, g in by_key.items())]
+        rows = np.concatenate([s.rows for s, _ in groups])
+        if len(np.unique(rows)) != len(rows):
+            raise ValueError("these checkpoints validate on different, overlapping splits; "
+                             "score them together on one labelled --csv instead")
+        source = (f"validation split ({len(rows)} rows)" if len(groups) == 1 else
+                  f"out-of-fold predictions of {len(groups)} folds ({len(rows)} rows)")
+    probs, seconds, labels = _pooled(groups, ttas)
+    metrics = {t: classification_metrics(labels.numpy(), probs[t].argmax(-1).numpy())
+               for t in ttas}
+    rates = {t: len(labels) / max(seconds[t], 1e-9) for t in ttas}
+    return EvalResult(metrics, rates, len(labels), source, members)
+
+
+def print_evaluation(result: EvalResult) -> None:
+    """A rich table: one row per TTA setting, plus the gain TTA buys."""
+    table = Table(title=f"{len(result.members)} checkpoint(s) on {result.source}",
+                  show_edge=False)
+    for column in ("TTA", "views", *METRIC_NAMES, "img/s"):
+        table.add_column(column, justify="right")
+    for name, m in result.metrics.items():
+        table.add_row(name, str(view_count(name)), *(f"{m[k]:.4f}" for k in METRIC_NAMES),
+                      f"{result.img_per_s[name]:.1f}")
+    names = list(result.metrics)
+    if len(names) == 2:
+        base, tta = (result.metrics[n] for n in names)
+        table.add_row("gain", "", *(f"{tta[k] - base[k]:+.4f}" for k in METRIC_NAMES), "",
+                      style="bold")
+    console.print(table)

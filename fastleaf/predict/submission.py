@@ -1,0 +1,96 @@
+"""Kaggle submission files: checked, then written atomically.
+
+A submission is ``image,label``, one row per ``test.csv`` row in the same order, every label a
+training class.  The file is written to a temp file, read back and checked, and only then
+renamed into place, so a failed check leaves no file (and never half of one).
+
+    write_submission("submission.csv", test.images, predicted_names, classes)
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..utils.atomic import atomic_path
+
+HEADER = ("image", "label")
+
+
+class SubmissionError(ValueError):
+    """The submission would not be valid; the message names the file and the row."""
+
+
+def check_submission(frame: pd.DataFrame, expected_images: Sequence[str],
+                     classes: Sequence[str], source: str | Path) -> None:
+    """Raise :class:`SubmissionError` unless ``frame`` is a valid submission.
+
+    Args:
+        frame: the submission table (strings).
+        expected_images: test.csv's ``image`` column, in order.
+        classes: the training classes.
+        source: the file named in error messages.
+    """
+    if tuple(frame.columns) != HEADER:
+        raise SubmissionError(f"{source}: header must be exactly {','.join(HEADER)}, "
+                              f"got {','.join(map(str, frame.columns))}")
+    if len(frame) != len(expected_images):
+        raise SubmissionError(f"{source}: {len(frame)} rows, but test.csv has "
+                              f"{len(expected_images)}")
+    images = frame["image"].astype(str).to_numpy()
+    wrong = np.flatnonzero(images != np.asarray(expected_images, dtype=str))
+    if len(wrong):
+        i = int(wrong[0])
+        raise SubmissionError(f"{source} row {i + 2}: image {images[i]!r} where test.csv has "
+                              f"{expected_images[i]!r} (rows must follow test.csv order)")
+    known = set(classes)
+    bad = [i for i, label in enumerate(frame["label"].astype(str)) if label not in known]
+    if bad:
+        i = bad[0]
+        raise SubmissionError(f"{source} row {i + 2}: label {frame['label'].iloc[i]!r} is not "
+                              f"one of the {len(known)} training classes")
+
+
+def write_submission(path: str | Path, images: Sequence[str], labels: Sequence[str],
+                     classes: Sequence[str]) -> Path:
+    """Check and atomically write ``image,label`` rows; returns the path written."""
+    path = Path(path)
+    frame = pd.DataFrame({"image": list(images), "label": list(labels)}, columns=list(HEADER))
+    check_submission(frame, images, classes, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+        # read the bytes back as Kaggle will: catches quoting or encoding surprises
+        written = pd.read_csv(tmp, dtype=str, keep_default_na=False)
+        check_submission(written, images, classes, path)
+    return path
+
+
+def write_probs(path: str | Path, images: Sequence[str], probs: np.ndarray,
+                classes: Sequence[str]) -> Path:
+    """Save ``(N, classes)`` probabilities for stacking: ``.npy`` (array) or ``.csv``.
+
+    The CSV has an ``image`` column then one column per class; the ``.npy`` holds the array in
+    test.csv row order and class-list order.
+    """
+    path = Path(path)
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.shape != (len(images), len(classes)):
+        raise ValueError(f"probabilities of shape {probs.shape} for {len(images)} images and "
+                         f"{len(classes)} classes")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise ValueError(f"--save-probs {path}: use a .npy or .csv file name")
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:       # a file object: np.save would append ".npy"
+                np.save(f, probs)
+        else:
+            buf = io.StringIO()
+            frame = pd.DataFrame(probs, columns=list(classes))
+            frame.insert(0, "image", list(images))
+            frame.to_csv(buf, index=False, float_format="%.6g")
+            tmp.write_text(buf.getvalue())
+    return path

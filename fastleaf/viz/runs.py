@@ -1,0 +1,110 @@
+"""Read run folders (``metrics.csv``, ``config.yaml``, ``classes.json``) for reports.
+
+    run = read_run("runs/cnn-20240101-120000")
+    run.best["acc"], run.config["model"], [r["val_loss"] for r in run.rows]
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..train.records import EPOCH_COLUMNS, read_rows
+
+# the paper's Table 3, plus how the speed was reached
+TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_epoch",
+                 "acc", "f1_macro", "kappa", "sum", "img_per_s")
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str
+    config: dict
+    classes: list[str]
+    rows: list[dict]          # metrics.csv, numbers as floats (epoch as int)
+
+    @property
+    def best(self) -> dict:
+        """The row with the highest ``sum`` (the earliest of equal ones), as the trainer picks."""
+        return max(self.rows, key=lambda r: (r["sum"], -r["epoch"]))
+
+    @property
+    def model(self) -> str:
+        return str(self.config.get("model", "?"))
+
+
+def parse_rows(path: Path) -> list[dict]:
+    """metrics.csv rows with numeric columns parsed; bad cells are named by file and row."""
+    rows = read_rows(path)
+    if not rows:
+        raise ValueError(f"{path}: no epochs recorded")
+    missing = [c for c in ("epoch", "sum") if c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(rows[0])}")
+    parsed = []
+    for line, row in enumerate(rows, 2):
+        out = {}
+        for key, value in row.items():
+            if key not in EPOCH_COLUMNS:
+                continue
+            try:
+                out[key] = int(value) if key == "epoch" else float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{path} row {line}: {key}={value!r} is not a number") from None
+        parsed.append(out)
+    return parsed
+
+
+def read_run(path: str | Path) -> Run:
+    """Load one run folder; missing files are named in the error."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"run folder not found: {path}")
+    for name in ("metrics.csv", "config.yaml"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name}: missing (is {path} a fastleaf run folder?)")
+    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.yaml'}: expected a mapping of option: value")
+    classes_file = path / "classes.json"
+    classes = json.loads(classes_file.read_text()) if classes_file.is_file() else []
+    return Run(path, path.name, config, classes, parse_rows(path / "metrics.csv"))
+
+
+def read_runs(paths) -> list[Run]:
+    """Several runs; folders that share a name are told apart by their parent folder."""
+    runs = [read_run(p) for p in paths]
+    if not runs:
+        raise ValueError("no run folders given")
+    names = [r.name for r in runs]
+    for run in runs:
+        if names.count(run.name) > 1:
+            run.name = f"{run.path.parent.name}/{run.name}"
+    return runs
+
+
+def setup_label(config: dict) -> str:
+    """How a run computed: fp32 or amp, plus NHWC and compile when used."""
+    parts = ["amp" if config.get("amp") else "fp32"]
+    if config.get("channels_last"):
+        parts.append("channels_last")
+    if config.get("compile"):
+        parts.append("compile")
+    return "+".join(parts)
+
+
+def comparison_rows(runs: list[Run]) -> list[dict]:
+    """One row per run in ``TABLE_COLUMNS`` order: settings plus the best metrics.csv row."""
+    table = []
+    for run in runs:
+        best = run.best
+        table.append({
+            "run": run.name, "model": run.model, "epochs": max(r["epoch"] for r in run.rows),
+            "batch_size": run.config.get("batch_size", ""), "lr": run.config.get("lr", ""),
+            "setup": setup_label(run.config), "best_epoch": best["epoch"],
+            **{k: best.get(k, float("nan")) for k in ("acc", "f1_macro", "kappa", "sum",
+                                                       "img_per_s")}})
+    return table

@@ -1,0 +1,147 @@
+"""tta-predict and evaluate on a 1-epoch tiny run: submissions, ensembles, metrics, atomic writes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fastleaf.cli import main
+from fastleaf.config import resolve_config
+from fastleaf.predict import runner
+from fastleaf.predict.ensemble import (PredictSettings, average_probs, ensemble_probs,
+                                       load_members, parse_weights)
+from fastleaf.predict.scoring import evaluate_checkpoints, run_val_samples, split_key
+from fastleaf.predict.submission import SubmissionError, check_submission, write_submission
+from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastleaf.train.trainer import fit
+
+FAST = PredictSettings(tta="none", batch_size=16, device="cpu", workers=0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_data, tmp_path_factory):
+    """One tiny training run (1 epoch, bf16 + channels_last) reused by every test here."""
+    out = tmp_path_factory.mktemp("predict") / "run"
+    cfg = resolve_config(data=str(tiny_data), model="cnn", img_size=112, epochs=1, batch_size=8,
+                         lr=1e-3, augment="none", workers=0, amp=True, channels_last=True,
+                         device="cpu", tensorboard=False, progress=False, out=str(out))
+    return fit(cfg).run_dir
+
+
+def test_submission_order_header_and_labels(tiny_data, run_dir, tmp_path):
+    out = tmp_path / "sub.csv"
+    settings = PredictSettings(tta="hflip", batch_size=16, device="cpu", workers=0)
+    result = runner.tta_predict(tiny_data, [run_dir / "best.pt"], out=out, settings=settings)
+    test = pd.read_csv(tiny_data / "test.csv", dtype=str)
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert out.read_text().splitlines()[0] == "image,label"
+    assert sub["image"].tolist() == test["image"].tolist()
+    assert set(sub["label"]) <= set(load_checkpoint(run_dir)["classes"])
+    assert result.rows == len(test) and result.output.views == 2 and result.img_per_s > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]     # no temp files left
+
+
+def test_cli_writes_submission_and_probs(tiny_data, run_dir, tmp_path):
+    out, probs = tmp_path / "sub.csv", tmp_path / "probs.csv"
+    code = main(["tta-predict", "--data", str(tiny_data), "--checkpoint", str(run_dir),
+                 "--tta", "none", "--out", str(out), "--save-probs", str(probs),
+                 "--device", "cpu", "--workers", "0", "--batch-size", "32"])
+    assert code == 0
+    table = pd.read_csv(probs)
+    classes = load_checkpoint(run_dir)["classes"]
+    assert list(table.columns) == ["image", *classes]
+    assert np.allclose(table[classes].sum(axis=1), 1.0, atol=1e-4)
+    # the written labels are the arg-max of the saved probabilities
+    argmax = [classes[i] for i in table[classes].to_numpy().argmax(1)]
+    assert pd.read_csv(out)["label"].tolist() == argmax
+
+
+def test_mixed_class_lists_are_refused(run_dir, tmp_path):
+    state = load_checkpoint(run_dir / "best.pt")
+    state["classes"] = list(reversed(state["classes"]))
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(CheckpointError) as err:
+        load_members([run_dir / "best.pt", other])
+    assert str(run_dir / "best.pt") in str(err.value) and str(other) in str(err.value)
+
+
+def test_checkpoint_paths_resolve(run_dir, tmp_path):
+    assert [m.path for m in load_members([run_dir])] == [run_dir / "best.pt"]
+    assert [m.path for m in load_members([run_dir.parent])] == [run_dir / "best.pt"]
+    with pytest.raises(CheckpointError, match="no best.pt"):
+        load_members([tmp_path])
+
+
+def test_average_probs_by_hand():
+    a = torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    b = torch.tensor([[0.6, 0.4], [0.0, 1.0]])
+    assert torch.allclose(average_probs([a, b]), torch.tensor([[0.4, 0.6], [0.5, 0.5]]))
+    assert torch.allclose(average_probs([a, b], [1.0, 3.0]),
+                          torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
+    assert parse_weights("1,3", 2) == [1.0, 3.0]
+    for bad in ("1", "1,x", "-1,2", "0,0"):
+        with pytest.raises(ValueError):
+            parse_weights(bad, 2)
+
+
+def test_ensemble_of_identical_checkpoints_equals_one(run_dir):
+    one = load_members([run_dir])
+    two = load_members([run_dir, run_dir / "best.pt"], weights="1,3")
+    samples = run_val_samples(split_key(one[0], None), one[0].classes)
+    p1 = ensemble_probs(one, samples, FAST)["none"]
+    p2 = ensemble_probs(two, samples, FAST)["none"]
+    assert p2.members == 2
+    assert torch.allclose(p1.probs, p2.probs, atol=1e-6)
+    assert torch.equal(p1.labels, torch.from_numpy(samples.labels))
+
+
+def test_evaluate_without_tta_reproduces_training(run_dir):
+    best = load_checkpoint(run_dir)["metrics"]
+    settings = PredictSettings(batch_size=None, amp=None, amp_dtype=None, channels_last=None,
+                               device="cpu", workers=0)
+    result = evaluate_checkpoints([run_dir], tta="none", settings=settings)
+    assert list(result.metrics) == ["none"]
+    for key in ("acc", "f1_macro", "kappa"):
+        assert result.metrics["none"][key] == pytest.approx(best[key], abs=1e-6)
+
+
+def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, capsys):
+    code = main(["evaluate", "--checkpoint", str(run_dir), "--csv", str(tiny_data / "train.csv"),
+                 "--data", str(tiny_data), "--tta", "flips", "--device", "cpu",
+                 "--workers", "0"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "flips" in text and "gain" in text and "train.csv" in text
+
+
+def test_failed_check_leaves_no_file(tiny_data, run_dir, tmp_path, monkeypatch):
+    real = runner.write_submission
+
+    def corrupt(out, images, labels, classes):
+        return real(out, images, ["no_such_species"] + list(labels[1:]), classes)
+
+    monkeypatch.setattr(runner, "write_submission", corrupt)
+    out = tmp_path / "sub.csv"
+    with pytest.raises(SubmissionError, match="row 2: label 'no_such_species'"):
+        runner.tta_predict(tiny_data, [run_dir], out=out, settings=FAST,
+                           save_probs=tmp_path / "p.npy")
+    assert list(tmp_path.iterdir()) == []          # no submission, no probabilities, no temp
+
+
+def test_check_submission_names_the_row():
+    frame = pd.DataFrame({"image": ["b.jpg", "a.jpg"], "label": ["x", "x"]})
+    with pytest.raises(SubmissionError, match="row 2: image 'b.jpg'"):
+        check_submission(frame, ["a.jpg", "b.jpg"], ["x"], "sub.csv")
+    with pytest.raises(SubmissionError, match="header"):
+        check_submission(frame.rename(columns={"label": "class"}), ["b.jpg", "a.jpg"], ["x"],
+                         "sub.csv")
+    with pytest.raises(SubmissionError, match="3 rows, but test.csv has 2"):
+        check_submission(pd.concat([frame, frame.iloc[:1]]), ["b.jpg", "a.jpg"], ["x"], "s")
+
+
+def test_write_submission_refuses_unknown_label(tmp_path):
+    with pytest.raises(SubmissionError, match="label 'y'"):
+        write_submission(tmp_path / "sub.csv", ["a.jpg", "b.jpg"], ["x", "y"], ["x"])
+    assert list(tmp_path.iterdir()) == []

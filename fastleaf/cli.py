@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -27,13 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
     from .utils.console import console
     from .errors import USER_ERRORS
+    from .train.signals import TrainingInterrupted
 
     try:
         return int(args._run(args) or 0)
+    except TrainingInterrupted as err:
+        console.print(f"[yellow]{err}[/yellow]")
+        return err.exit_code
     except USER_ERRORS as err:
+        if os.environ.get("FASTLEAF_DEBUG"):
+            raise
         console.print(f"[bold red]error:[/bold red] {err}")
         return 2
     except KeyboardInterrupt:

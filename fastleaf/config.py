@@ -21,7 +21,10 @@ class TrainConfig:
     img_size: int = 224
     augment: str = "kaggle"
     loader: str = "auto"
+    cache: str = "none"           # decode-once cache: none, ram or gpu (overrides --loader)
     workers: int | None = None
+    check_data: bool = True       # pre-flight check of every row and image before training
+    skip_bad: bool = False        # drop rows the check finds bad instead of stopping
     # model
     model: str = "cnn"
     pretrained: bool = False
@@ -48,12 +51,14 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"
+    sync_bn: bool = False
     # records
     seed: int = 0
     out: str | None = None
     runs_dir: str = "runs"
     tensorboard: bool = True
     progress: bool = True
+    resume: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""fastleaf check-data: each kind of bad input becomes one clear finding naming file, line, image."""
+"""fastleaf check-data: each kind of bad input is one finding naming the file, line and image."""
 from __future__ import annotations
 
 import json

@@ -9,7 +9,7 @@ from fastleaf.data.mix import create_mixer, soft_targets
 
 
 def numbered_batch(batch: int, size: int = 32):
-    """Image ``i`` is filled with the value ``i``, label ``i``: pasted pixels reveal their source."""
+    """Image ``i`` is filled with the value ``i``, label ``i``: pasted pixels show their source."""
     images = torch.arange(batch, dtype=torch.float32).view(batch, 1, 1, 1).expand(
         batch, 3, size, size).contiguous()
     return images, torch.arange(batch)
@@ -66,11 +66,12 @@ def test_prob_zero_never_mixes_and_smoothing_is_kept():
     mixed, targets = mixer(images, labels)
     assert mixer.last[0] == "none" and torch.equal(mixed, images)
     assert torch.allclose(targets, soft_targets(labels, 4, 0.2))
-    assert targets.min().item() == pytest.approx(0.05) and targets.max().item() == pytest.approx(0.85)
+    assert targets.min().item() == pytest.approx(0.05)
+    assert targets.max().item() == pytest.approx(0.85)
 
 
 def test_layout_and_dtype_are_kept():
-    images = torch.randn(4, 3, 16, 16).to(torch.float16).contiguous(memory_format=torch.channels_last)
+    images = torch.randn(4, 3, 16, 16).half().contiguous(memory_format=torch.channels_last)
     labels = torch.tensor([0, 1, 2, 3])
     for cutmix, mixup in ((1.0, 0.0), (0.0, 1.0)):
         mixed, targets = create_mixer(cutmix, mixup, 1.0, 4, seed=0)(images, labels)

@@ -107,13 +107,15 @@ def test_evaluate_without_tta_reproduces_training(run_dir):
         assert result.metrics["none"][key] == pytest.approx(best[key], abs=1e-6)
 
 
-def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, capsys):
-    code = main(["evaluate", "--checkpoint", str(run_dir), "--csv", str(tiny_data / "train.csv"),
+def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, tmp_path, capsys):
+    csv = tmp_path / "few.csv"
+    pd.read_csv(tiny_data / "train.csv").iloc[::6].to_csv(csv, index=False)   # 12 rows
+    code = main(["evaluate", "--checkpoint", str(run_dir), "--csv", str(csv),
                  "--data", str(tiny_data), "--tta", "flips", "--device", "cpu",
-                 "--workers", "0"])
+                 "--workers", "0", "--batch-size", "16"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "flips" in text and "gain" in text and "train.csv" in text
+    assert "flips" in text and "gain" in text and "12 rows" in text
 
 
 def test_failed_check_leaves_no_file(tiny_data, run_dir, tmp_path, monkeypatch):

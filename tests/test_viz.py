@@ -18,12 +18,20 @@ from fastleaf.viz.plots import grid_pixels, grid_shape, tile_grid
 CLASSES = [f"class_{i}" for i in range(6)]
 
 
-def fresh_checkpoint(path, name, img_size):
-    model = create_model(name, 6)
+def fresh_checkpoint(path, name, img_size, model=None):
+    model = model or create_model(name, 6)
     save_checkpoint(path, {"model_name": name, "model": model.state_dict(), "classes": CLASSES,
                            "config": {"img_size": img_size}, "epoch": 0, "metrics": {},
                            "best_score": 0.0})
     return path
+
+
+@pytest.fixture(scope="module")
+def deit(tmp_path_factory):
+    """(checkpoint path, model) of an untrained deit_tiny: building one takes seconds."""
+    model = create_model("deit_tiny", 6).eval()
+    path = tmp_path_factory.mktemp("deit") / "deit.pt"
+    return fresh_checkpoint(path, "deit_tiny", 224, model), model
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +138,16 @@ def test_named_layers_and_unknown_layer(tmp_path, image, capsys):
     assert code == 2 and "no layer named 'nope'" in out and "conv1" in out
 
 
-def test_deit_attention_rollout(tmp_path, image):
-    ckpt = fresh_checkpoint(tmp_path / "deit.pt", "deit_tiny", 224)
-    paths = write_feature_maps(ckpt, image, tmp_path / "out")
+def test_deit_attention_rollout(deit, tmp_path, image):
+    paths = write_feature_maps(deit[0], image, tmp_path / "out")
     assert [p.name for p in paths] == ["input.png", "attention_rollout.png"]
     assert png_size(paths[1]) == (2 * 224 + 3 * 2, 224 + 2 * 2)   # image | overlay
+    with pytest.raises(ValueError, match=r"'backbone.blocks.0' gives shape \(1, 197, 192\)"):
+        write_feature_maps(deit[0], image, tmp_path / "out", layers=["backbone.blocks.0"])
 
 
-def test_attention_capture_and_rollout_rows_are_distributions():
-    model = create_model("deit_tiny", 6).eval()
+def test_attention_capture_and_rollout_rows_are_distributions(deit):
+    model = deit[1]
     attn = [m for m in model.modules() if hasattr(m, "fused_attn") and hasattr(m, "qkv")]
     before = [m.fused_attn for m in attn]
     maps = capture_attention(model, torch.randn(1, 3, 224, 224))

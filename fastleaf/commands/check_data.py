@@ -1,7 +1,7 @@
 """``fastleaf check-data``: check the CSVs and every image before training; exit 1 on errors.
 
     fastleaf check-data --data data/classify-leaves
-    fastleaf check-data --data data/classify-leaves --classes runs/resnet18/best.pt --out bad_rows.csv
+    fastleaf check-data --data data/classify-leaves --classes runs/r18/best.pt --out bad_rows.csv
 """
 from __future__ import annotations
 

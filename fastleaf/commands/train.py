@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
@@ -21,7 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
     g.add_argument("--loader", help="data backend: auto (DALI on CUDA when installed, else "
                    "torchvision), dali (CPU-only pipeline without CUDA) or torchvision")
+    g.add_argument("--cache", choices=["none", "ram", "gpu"],
+                   help="decode every image once into RAM or GPU memory and augment batches "
+                        "there (the cache-ram / cache-gpu loaders); none (default) streams")
     g.add_argument("--workers", type=int, help="loader worker processes")
+    g.add_argument("--check-data", action=flag,
+                   help="check every row and image before training (on by default)")
+    g.add_argument("--skip-bad", action=flag,
+                   help="leave out rows the data check finds bad (listed in bad_rows.csv)")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="cnn, vgg16, resnet18, deit_tiny or any timm model name")
     g.add_argument("--pretrained", action=flag, help="timm hub weights (needs network)")
@@ -47,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=flag, help="NHWC memory format")
     g.add_argument("--compile", action=flag, help="torch.compile the model")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    g = p.add_argument_group("scale and recovery")
+    g.add_argument("--nproc", type=int, default=None,
+                   help="data-parallel processes on this machine (launches torchrun)")
+    g.add_argument("--sync-bn", action=flag, help="synchronise batch norm across processes")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue RUN_DIR from its last.pt (flags given here override its config)")
     g = p.add_argument_group("records")
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
@@ -59,13 +73,39 @@ def config_from_args(args: argparse.Namespace):
     from ..config import KEYS, resolve_config
 
     overrides = {k: v for k, v in vars(args).items() if k in KEYS}
+    if args.resume:
+        from ..train.resume import resume_config
+
+        return resume_config(args.resume, **overrides)
     return resolve_config(args.config, **overrides)
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Re-run this command under torchrun with ``nproc`` processes (``--nproc`` removed)."""
+    import subprocess
+    import sys
+
+    rest, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "fastleaf", *rest]
+    return subprocess.call(cmd)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train.summary import print_summary
     from ..train.trainer import fit
 
+    from ..train.distributed import launched_by_torchrun
+
+    if args.nproc and args.nproc > 1 and not launched_by_torchrun():
+        return launch_torchrun(args.nproc, args._argv)
     cfg = config_from_args(args)
     if cfg.folds and cfg.fold is None:
         # --folds without --fold: every fold, then the folds' mean ± std
@@ -74,5 +114,6 @@ def run(args: argparse.Namespace) -> int:
         print_folds(fit_folds(cfg))
         return 0
     result = fit(cfg)
-    print_summary(result)
+    if int(os.environ.get("RANK", "0")) == 0:     # under torchrun only rank 0 reports
+        print_summary(result)
     return 0

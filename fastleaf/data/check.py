@@ -431,4 +431,4 @@ def check_data(data_dir, *, classes: list[str] | None = None, decode: bool = Tru
     findings.sort(key=lambda f: (f.severity != ERROR, order.get(f.csv, 2),
                                  -1 if f.row is None else f.row, f.kind))
     return CheckReport(findings, len(train) + len(test), time.perf_counter() - start,
-                       len(paths), f"{rule}" + (f", {len(classes)} classes" if classes else ""))
+                       len(paths), rule + (f", {len(classes)} classes" if classes else ""))

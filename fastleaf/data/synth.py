@@ -10,9 +10,11 @@ For demos, tests and benchmarks without the 1 GB download::
 Each class fixes a shape (elliptic, ovate, obovate, lanceolate, orbicular, cordate,
 palmate-lobed), a margin (smooth, serrated, wavy), an aspect ratio, a lobe count and a base
 colour; each image adds rotation, scale, position, colour jitter, a paper background, a shadow,
-a stem, veins and pixel noise.  Class ``i`` takes shape ``i % 7``, colour ``i % 11`` and margin
-``i % 3``: 7, 11 and 3 are coprime, so neighbouring classes differ in all three and no two
-of the 176 classes share all of shape, colour, margin and aspect.
+a stem, veins and pixel noise.  Class ``i`` (``CLASS_NAMES[i]``) takes shape ``i % 7``, colour
+``i % 11`` and margin ``i % 3``: 7, 11 and 3 are coprime, so neighbouring classes differ in all
+three, all 176 (shape, colour, margin) triples are distinct, and classes sharing a shape and a
+colour also differ in aspect ratio (and lobe count).  Bytes are reproducible for a given Pillow
+/ libjpeg build; another build may encode the same pixels slightly differently.
 """
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ def _draw_leaf(cls: int, size: int, rng: np.random.Generator, quality: int) -> b
     centre = W / 2 + rng.uniform(-0.07, 0.07, 2) * W - np.array([0, 0.04 * W])
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
 
-    def to_px(p: np.ndarray, shift: float = 0.0) -> list[float]:   # leaf -> image, y down
+    def to_px(p: np.ndarray, shift=0.0) -> list[float]:   # leaf -> image coords, y down
         q = (np.atleast_2d(p) @ rot.T) * half_len * np.array([1.0, -1.0]) + centre + shift
         return q.ravel().tolist()                            # flat list: fast for ImageDraw
 

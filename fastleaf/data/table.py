@@ -96,7 +96,7 @@ def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None
     return Layout(root / "train.csv", root / "test.csv", root)
 
 
-def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -108,6 +108,9 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
     if frame.empty:
         raise DataError(f"{path}: no data rows")
+    frame = frame.drop(index=sorted(drop_rows))
+    if frame.empty:
+        raise DataError(f"{path}: every row was dropped as bad")
     for column in columns:
         blank = frame.index[frame[column].str.strip() == ""]
         if len(blank):
@@ -161,13 +164,14 @@ def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int) -> tuple[
 def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layout: Layout,
                        csv: Path) -> Samples:
     images = frame["image"].tolist()
-    paths = [image_path(layout.image_root, image, csv, row) for row, image in enumerate(images)]
-    return Samples(name, paths, labels, np.arange(len(frame), dtype=np.int64), csv, images)
+    rows = frame.index.to_numpy(dtype=np.int64)        # CSV data rows, also after dropping some
+    paths = [image_path(layout.image_root, image, csv, row) for row, image in zip(rows, images)]
+    return Samples(name, paths, labels, rows, csv, images)
 
 
 def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
                folds: int | None = None, classes: list[str] | None = None,
-               project_root: Path | None = None) -> Table:
+               project_root: Path | None = None, drop_rows=()) -> Table:
     """Read train.csv (and test.csv when present) into a :class:`Table`.
 
     Args:
@@ -176,9 +180,10 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         seed: seeds the split and the folds.
         fold, folds: use stratified fold ``fold`` of ``folds`` as the validation split.
         classes: a fixed class list (e.g. from a checkpoint); unknown labels are refused.
+        drop_rows: 0-based train.csv data rows to leave out (``--skip-bad``).
     """
     layout = resolve_layout(data_dir, project_root)
-    frame = read_csv(layout.train_csv, ("image", "label"))
+    frame = read_csv(layout.train_csv, ("image", "label"), drop_rows)
     try:
         labels, classes = encode_labels(frame["label"], classes)
     except DataError as err:

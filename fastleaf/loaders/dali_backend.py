@@ -216,9 +216,10 @@ class DaliLoader(Loader):
             bad = find_bad_image(self.samples, self.distinct)
             if bad is not None:
                 raise bad from None
-            first = next((line for line in str(err).splitlines() if "failure" in line
-                          or "rror" in line), str(err).strip()[:200])
-            raise RuntimeError(f"DALI pipeline failed ({first.strip()}); {FALLBACK}") from err
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            # DALI's cause sits on a "... failure ..." line below its generic headers
+            cause = next((line for line in lines if "failure" in line), lines[0] if lines else "")
+            raise RuntimeError(f"DALI pipeline failed ({cause[:200]}); {FALLBACK}") from err
 
     def __len__(self) -> int:
         return self.batches

@@ -37,7 +37,7 @@ def fmt(value):
 class RunRecorder:
     """metrics.csv + TensorBoard for one run folder; rank 0 only."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None):
         self.run_dir = Path(run_dir)
         self.metrics_csv = self.run_dir / "metrics.csv"
         # keep rows of epochs already finished (resume): drop any at or past a restart point
@@ -46,7 +46,8 @@ class RunRecorder:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+            # purge_step hides events a resumed run writes again from the epoch it restarts at
+            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge_step)
 
     def truncate(self, last_epoch: int) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) <= last_epoch]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -18,17 +18,22 @@ import torch.nn as nn
 from ..config import TrainConfig, save_config
 from ..data.augment import AugmentSpec
 from ..data.mix import create_mixer
+from ..data.preflight import preflight
 from ..data.table import Table, load_table, save_classes
-from ..loaders import LoaderOptions, create_loader, resolve_backend
+from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..models import create_model, load_weights
 from ..utils.console import console, make_progress
 from ..utils.device import resolve_device, seed_everything
 from .checkpoint import save_checkpoint
-from .loop import evaluate, train_one_epoch
+from .distributed import (DistInfo, all_reduce_sum, broadcast_flag, cleanup_distributed,
+                          gather_in_rank_order, init_distributed, sync_buffers, wrap_ddp)
+from .loop import EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import Precision, create_precision
 from .records import RunRecorder, append_score
+from .resume import load_resume_state, restore_rng, rng_state
+from .signals import GracefulStop, TrainingInterrupted
 
 
 @dataclass
@@ -68,12 +73,15 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     return model, runnable
 
 
-def build_loaders(cfg: TrainConfig, table: Table, device: torch.device):
-    backend, why = resolve_backend(cfg.loader, device)
+def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, shard: Shard = Shard()):
+    if cfg.cache not in (None, "none"):   # a decode-once cache replaces the streaming loader
+        backend, why = resolve_backend(f"cache-{cfg.cache}", device)[0], f"--cache {cfg.cache}"
+    else:
+        backend, why = resolve_backend(cfg.loader, device)
     options = LoaderOptions(batch_size=cfg.batch_size, device=device,
                             channels_last=cfg.channels_last,
                             workers=default_workers() if cfg.workers is None else cfg.workers,
-                            seed=cfg.seed)
+                            seed=cfg.seed, shard=shard)
     train_spec = AugmentSpec.train_preset(cfg.img_size, cfg.augment)
     eval_spec = AugmentSpec.eval_preset(cfg.img_size)
     train = create_loader(table.train, train_spec, options, backend)
@@ -89,10 +97,12 @@ def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None
     return state
 
 
-def training_state(optimizer, schedule: Schedule, precision: Precision) -> dict:
-    return {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-            "scaler": precision.scaler.state_dict() if precision.scaler else {},
-            "rng": {"torch": torch.get_rng_state()}}
+def training_state(run: "Run") -> dict:
+    """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
+    scaler = run.precision.scaler
+    return {"optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(),
+            "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
 
 def epoch_line(row: dict, epochs: int, best: bool) -> str:
@@ -103,76 +113,186 @@ def epoch_line(row: dict, epochs: int, best: bool) -> str:
             f"lr {row['lr']:.2e}{mark}")
 
 
-def fit(cfg: TrainConfig) -> RunResult:
-    """Train one model as ``cfg`` says; returns the run folder and its best/last metrics."""
-    device = resolve_device(cfg.device)
+@dataclass
+class Run:
+    """Everything one training run holds between epochs."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    table: Table
+    run_dir: Path
+    model: nn.Module            # the raw module: saved, and used for evaluation
+    train_model: nn.Module      # compiled and/or DDP-wrapped view of the same weights
+    eval_model: nn.Module
+    train_loader: object
+    val_loader: object
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    precision: Precision
+    mixer: object
+    recorder: RunRecorder | None
+    start_epoch: int = 1
+    best_score: float = float("-inf")
+    best_epoch: int = 0
+    best_row: dict = field(default_factory=dict)
+
+
+def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
     seed_everything(cfg.seed)
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    drop = set()
+    if cfg.check_data:
+        # every bad file is found here, before the first step, never deep inside an epoch
+        drop = preflight(cfg.data, skip_bad=cfg.skip_bad, run_dir=run_dir if info.main else None,
+                         quiet=not info.main)
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
-                       folds=cfg.folds)
+                       folds=cfg.folds, drop_rows=drop)
     if len(table.val) == 0:
         raise ValueError("the validation split is empty: raise --val-fraction or add data")
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    save_classes(table.classes, run_dir / "classes.json")
-
-    train_loader, val_loader, backend, why = build_loaders(cfg, table, device)
-    model, runnable = build_model(cfg, table.num_classes, device)
+    resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
+    if info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        save_classes(table.classes, run_dir / "classes.json")
+    train_loader, val_loader, backend, why = build_loaders(cfg, table, device, info.shard)
+    model, compiled = build_model(cfg, table.num_classes, device)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
                         cfg.plateau_factor, cfg.plateau_patience)
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
-    train_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
-                         cfg.label_smoothing, seed=cfg.seed)
-    eval_loss_fn = nn.CrossEntropyLoss()
-    console.print(f"[bold]fastleaf[/bold] {cfg.model} on {device} ({precision.name}"
-                  f"{', channels_last' if cfg.channels_last else ''}"
-                  f"{', compiled' if cfg.compile else ''}); loader {backend} ({why}); "
-                  f"{len(table.train)} train / {len(table.val)} val images, "
-                  f"{table.num_classes} classes -> {run_dir}")
+                         cfg.label_smoothing, seed=cfg.seed + info.rank)
+    # DDP wraps last (after compile); evaluation uses the unwrapped view: no collective calls
+    train_model = wrap_ddp(compiled, info, device, cfg.sync_bn)
+    recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
+                           purge_step=resume["epoch"] + 1 if resume else None) if info.main else None
+    run = Run(cfg, info, device, table, run_dir, model, train_model, compiled, train_loader,
+              val_loader, optimizer, schedule, precision, mixer, recorder)
+    if resume:
+        restore(run, resume)
+    return run, backend, why
 
-    recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard)
-    best_score, best_epoch, best, row = float("-inf"), 0, {}, {}
+
+def restore(run: Run, state: dict) -> None:
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["scheduler"])
+    if run.precision.scaler is not None and state.get("scaler"):
+        run.precision.scaler.load_state_dict(state["scaler"])
+    restore_rng(state.get("rng", {}))
+    run.start_epoch = int(state["epoch"]) + 1
+    run.best_score = float(state.get("best_score", float("-inf")))
+    run.best_epoch = int(state.get("best_epoch", 0))
+    run.best_row = dict(state.get("best_row", {}))
+    if run.recorder is not None:
+        run.recorder.truncate(int(state["epoch"]))   # rows after the checkpoint are redone
+
+
+def train_epoch(run: Run, epoch: int, stop) -> EpochStats:
+    cfg = run.cfg
+    run.train_loader.set_epoch(epoch)
+    should_stop = (lambda: broadcast_flag(stop(), run.info, run.device)) if run.info.enabled \
+        else stop
+    with make_progress(cfg.progress and run.info.main) as progress:
+        task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(run.train_loader),
+                                 rate=0.0, loss=0.0)
+        t0 = time.perf_counter()
+
+        def on_step(step, seen, loss):
+            progress.update(task, completed=step, loss=loss,
+                            rate=seen * run.info.world / max(time.perf_counter() - t0, 1e-9))
+
+        stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, run.precision,
+                                nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+                                mixer=run.mixer, grad_clip=cfg.grad_clip, on_step=on_step,
+                                should_stop=should_stop)
+    # every rank's loss sum, image count and time -> one figure for the whole group
+    loss_sum, images, seconds = all_reduce_sum(
+        [stats.loss * stats.images, float(stats.images), stats.seconds], run.info, run.device)
+    return EpochStats(loss_sum / max(images, 1), int(images), seconds / run.info.world)
+
+
+def validate(run: Run) -> tuple[float, dict, float]:
+    """(val loss, metrics, img/s) over the whole validation split, gathered across ranks."""
+    sync_buffers(run.model, run.info)      # evaluate rank 0's weights on every shard
+    logits, labels, rate = predict_logits(run.eval_model, run.val_loader, run.precision)
+    logits = gather_in_rank_order(logits, run.info)
+    labels = gather_in_rank_order(labels, run.info)
+    loss = float(nn.functional.cross_entropy(logits, labels))
+    metrics = classification_metrics(labels.numpy(), logits.argmax(-1).numpy())
+    return loss, metrics, rate * run.info.world
+
+
+def save_epoch(run: Run, epoch: int, row: dict, interrupted: bool = False) -> bool:
+    """Record the epoch and write checkpoints (rank 0); returns whether it is the best."""
+    is_best = not interrupted and row["sum"] > run.best_score
+    if is_best:
+        run.best_score, run.best_epoch, run.best_row = row["sum"], epoch, row
+    if not run.info.main:
+        return is_best
+    cfg, classes = run.cfg, run.table.classes
+    if not interrupted:
+        run.recorder.log_epoch(row)
+    if is_best:
+        save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
+            cfg, run.model, classes, epoch, row, run.best_score))
+    save_checkpoint(run.run_dir / "last.pt", checkpoint_state(
+        cfg, run.model, classes, epoch, row, run.best_score, training_state(run)))
+    return is_best
+
+
+def fit(cfg: TrainConfig) -> RunResult:
+    """Train one model as ``cfg`` says; returns the run folder and its best/last metrics.
+
+    Under torchrun every rank calls this; rank 0 writes the run folder.
+    """
+    info, device_name = init_distributed(cfg.device)
     try:
-        for epoch in range(1, cfg.epochs + 1):
-            train_loader.set_epoch(epoch)
-            start = time.perf_counter()
-            with make_progress(cfg.progress) as progress:
-                task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(train_loader),
-                                         rate=0.0, loss=0.0)
-                t0 = time.perf_counter()
-
-                def on_step(step, seen, loss):
-                    progress.update(task, completed=step, loss=loss,
-                                    rate=seen / max(time.perf_counter() - t0, 1e-9))
-
-                stats = train_one_epoch(runnable, train_loader, optimizer, precision,
-                                        train_loss_fn, mixer=mixer, grad_clip=cfg.grad_clip,
-                                        on_step=on_step)
-            val_loss, preds, labels, val_rate = evaluate(runnable, val_loader, precision,
-                                                         eval_loss_fn)
-            metrics = classification_metrics(labels, preds)
-            lr = schedule.lr
-            schedule.step(epoch, val_loss)
-            row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val_loss, **metrics,
-                   "img_per_s": stats.img_per_s, "val_img_per_s": val_rate, "lr": lr,
-                   "time_s": time.perf_counter() - start}
-            recorder.log_epoch(row)
-            is_best = metrics["sum"] > best_score
-            if is_best:
-                best_score, best_epoch, best = metrics["sum"], epoch, row
-                save_checkpoint(run_dir / "best.pt", checkpoint_state(
-                    cfg, model, table.classes, epoch, row, best_score))
-            save_checkpoint(run_dir / "last.pt", checkpoint_state(
-                cfg, model, table.classes, epoch, row, best_score,
-                training_state(optimizer, schedule, precision)))
-            console.print(epoch_line(row, cfg.epochs, is_best))
+        return fit_on(cfg, info, resolve_device(device_name))
     finally:
-        recorder.close()
-    append_score(run_dir.parent / "scores.csv", score_row(cfg, run_dir, best_epoch, best))
-    return RunResult(run_dir, best_epoch, best, row, backend)
+        cleanup_distributed()
+
+
+def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
+    run, backend, why = setup(cfg, info, device)
+    if info.main:
+        console.print(f"[bold]fastleaf[/bold] {cfg.model} on {device}"
+                      f"{f' x{info.world} processes' if info.enabled else ''} "
+                      f"({run.precision.name}{', channels_last' if cfg.channels_last else ''}"
+                      f"{', compiled' if cfg.compile else ''}); loader {backend} ({why}); "
+                      f"{len(run.table.train)} train / {len(run.table.val)} val images, "
+                      f"{run.table.num_classes} classes -> {run.run_dir}"
+                      f"{f' (resumed at epoch {run.start_epoch})' if cfg.resume else ''}")
+    row = {}
+    try:
+        with GracefulStop() as stop:
+            for epoch in range(run.start_epoch, cfg.epochs + 1):
+                start = time.perf_counter()
+                stats = train_epoch(run, epoch, stop)
+                if stop():
+                    save_epoch(run, epoch - 1, {"epoch": epoch - 1, **row}, interrupted=True)
+                    raise TrainingInterrupted(
+                        f"stopped by signal {stop.signum} during epoch {epoch}; saved "
+                        f"{run.run_dir / 'last.pt'} (epoch {epoch} will be redone). Resume "
+                        f"with: fastleaf train --resume {run.run_dir}", stop.exit_code)
+                val_loss, metrics, val_rate = validate(run)
+                lr = run.schedule.lr
+                run.schedule.step(epoch, val_loss)
+                row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val_loss, **metrics,
+                       "img_per_s": stats.img_per_s, "val_img_per_s": val_rate, "lr": lr,
+                       "time_s": time.perf_counter() - start}
+                is_best = save_epoch(run, epoch, row)
+                if info.main:
+                    console.print(epoch_line(row, cfg.epochs, is_best))
+    finally:
+        if run.recorder is not None:
+            run.recorder.close()
+    if info.main:
+        append_score(run.run_dir.parent / "scores.csv",
+                     score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
+    return RunResult(run.run_dir, run.best_epoch, run.best_row, row, backend)
 
 
 def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> dict:

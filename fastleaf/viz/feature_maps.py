@@ -114,6 +114,9 @@ def write_feature_maps(checkpoint: str | Path, image: str | Path, out_dir: str |
         for i, name in enumerate(chosen):
             if name not in outputs:
                 raise ValueError(f"layer {name!r} did not run in the forward pass")
+            if outputs[name].dim() != 4:
+                raise ValueError(f"layer {name!r} gives shape {tuple(outputs[name].shape)}; "
+                                 f"feature maps need a (B, C, H, W) output")
             grid = feature_grid(outputs[name], max_channels, tile_px)
             paths.append(save_image(grid, out_dir / f"featmap_{i:02d}_{name or 'model'}.png"))
     if is_vit:

@@ -41,7 +41,8 @@ def class_distribution(run: Run, out_dir: Path, required: bool) -> tuple[Section
         table = run_table(run)
     except (DataError, FileNotFoundError) as err:
         if required:
-            raise
+            raise DataError(f"{err} (the data of {run.path / 'config.yaml'}; the confusion "
+                            f"analysis needs it, --no-confusion skips it)") from None
         return Section("Class distribution", f"skipped: the data is not readable ({err})"), {}
     counts = np.bincount(table.all_train.labels, minlength=table.num_classes)
     path = distribution_chart(dict(zip(table.classes, counts.tolist())),

@@ -1,0 +1,182 @@
+"""The yardstick: a plain seed-style training loop against fastleaf's defaults, back to back.
+
+    .venv/bin/python benchmarks/yardstick.py                       # shared leafsnap-fg176 >= 8k
+    .venv/bin/python benchmarks/yardstick.py --data DIR --min-images 8000 --steps 200
+
+Both sides read the same rows (the train CSV repeated to ``--min-images``) on the same machine,
+with the paper CNN at batch 50:
+
+* plain: PIL decode + ``ToTensor`` + ``Normalize`` in a ``DataLoader`` with 2 workers, fp32,
+  NCHW, eager, Adam -- the shape of the original training script;
+* fastleaf: the ``cache-ram`` loader (decode once, batches gathered and normalised in one
+  pass), bf16 autocast + channels_last, the training loop of ``fastleaf train``.
+
+Printed: images/sec of each side's loader alone and of each training loop, and the ratios.
+The headline compares equal work (no augmentation on either side); fastleaf with the kaggle
+augmentations (batched on the device) is printed for information.  Results go to
+``benchmarks/results/yardstick-<date>.json`` with the machine and library versions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fastleaf.bench import machine_info  # noqa: E402
+from fastleaf.bench.timing import Steps, batch_stream  # noqa: E402
+from fastleaf.config import TrainConfig  # noqa: E402
+from fastleaf.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec  # noqa: E402
+from fastleaf.data.table import load_table  # noqa: E402
+from fastleaf.loaders import LoaderOptions, create_loader  # noqa: E402
+from fastleaf.train.loop import train_one_epoch  # noqa: E402
+from fastleaf.train.precision import create_precision  # noqa: E402
+from fastleaf.train.trainer import build_model  # noqa: E402
+from fastleaf.utils.atomic import write_text_atomic  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leafsnap-fg176"
+
+
+class PlainDataset(Dataset):
+    """The seed's dataset: open with PIL, convert to RGB, ToTensor, Normalize."""
+
+    def __init__(self, samples):
+        self.paths, self.labels = samples.paths, samples.labels
+        self.transform = transforms.Compose([transforms.ToTensor(),
+                                             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        image = Image.open(self.paths[i]).convert("RGB")
+        return self.transform(image), int(self.labels[i])
+
+
+def timed(stream, steps: int, seconds: float, step=None) -> float:
+    """img/s over up to ``steps`` batches (fewer once ``seconds`` have passed)."""
+    images, start = 0, time.perf_counter()
+    for i in range(steps):
+        if i and time.perf_counter() - start > seconds:
+            break
+        x, y = next(stream)
+        if step is not None:
+            step(x, y)
+        images += len(y)
+    return images / (time.perf_counter() - start)
+
+
+def endless(loader):
+    while True:
+        yield from loader
+
+
+def plain_side(samples, num_classes: int, args) -> dict:
+    """Seed-style loop: DataLoader(2 workers), fp32, NCHW, eager."""
+    loader = DataLoader(PlainDataset(samples), batch_size=args.batch_size, shuffle=True,
+                        num_workers=2, drop_last=True, persistent_workers=True)
+    stream = endless(loader)
+    next(stream)                                   # workers started, first batches queued
+    loader_rate = timed(stream, args.steps, args.seconds)
+    model = build_model(TrainConfig(model="cnn"), num_classes, torch.device("cpu"))[1]
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step(*next(stream))
+    return {"loader_img_per_s": loader_rate,
+            "train_img_per_s": timed(stream, args.steps, args.seconds, step)}
+
+
+def fastleaf_side(samples, num_classes: int, args, augment: str) -> dict:
+    """cache-ram + bf16 autocast + channels_last through fastleaf's own training loop."""
+    device = torch.device("cpu")
+    options = LoaderOptions(batch_size=args.batch_size, device=device, channels_last=True,
+                            workers=2, drop_last=True)
+    start = time.perf_counter()
+    loader = create_loader(samples, AugmentSpec.train_preset(224, augment), options, "cache-ram")
+    setup_s = time.perf_counter() - start
+    stream = batch_stream(loader)
+    next(stream)
+    loader_rate = timed(stream, args.steps, args.seconds)
+    model = build_model(TrainConfig(model="cnn", channels_last=True), num_classes, device)[1]
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    precision = create_precision(True, device)
+    loss_fn = nn.CrossEntropyLoss()
+    train_one_epoch(model, Steps(stream, args.warmup), optimizer, precision, loss_fn)
+    steps = Steps(stream, args.steps, args.seconds)
+    stats = train_one_epoch(model, steps, optimizer, precision, loss_fn)
+    return {"loader_img_per_s": loader_rate, "train_img_per_s": stats.img_per_s,
+            "decode_once_s": setup_s, "backend": loader.backend, "augment": augment}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-layout folder")
+    p.add_argument("--min-images", type=int, default=8000, help="repeat the train rows to this")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
+    p.add_argument("--seconds", type=float, default=45.0, help="time budget per measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    p.add_argument("--rounds", type=int, default=1, help="plain/fastleaf rounds; median ratio")
+    p.add_argument("--no-augmented", action="store_true",
+                   help="skip the extra fastleaf run with the kaggle augmentations")
+    p.add_argument("--out", help="result JSON (default benchmarks/results/yardstick-<date>.json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    table = load_table(args.data, val_fraction=0.0)
+    samples = table.all_train.repeat(args.min_images)
+    print(f"{len(samples)} images ({len(table.all_train)} files), {table.num_classes} classes, "
+          f"batch {args.batch_size}, {torch.get_num_threads()} torch threads")
+    rounds = []
+    for r in range(args.rounds):
+        plain = plain_side(samples, table.num_classes, args)
+        fast = fastleaf_side(samples, table.num_classes, args, "none")
+        rounds.append({"plain": plain, "fastleaf": fast,
+                       "train_ratio": fast["train_img_per_s"] / plain["train_img_per_s"],
+                       "loader_ratio": fast["loader_img_per_s"] / plain["loader_img_per_s"]})
+        print(f"round {r + 1}: plain loader {plain['loader_img_per_s']:.0f} img/s, train "
+              f"{plain['train_img_per_s']:.0f} img/s | fastleaf loader "
+              f"{fast['loader_img_per_s']:.0f} img/s, train {fast['train_img_per_s']:.0f} img/s "
+              f"(decode once {fast['decode_once_s']:.1f} s)")
+    result = {"machine": machine_info(), "settings": vars(args), "rounds": rounds,
+              "train_ratio": statistics.median(r["train_ratio"] for r in rounds),
+              "loader_ratio": statistics.median(r["loader_ratio"] for r in rounds)}
+    if not args.no_augmented:
+        result["fastleaf_kaggle_augment"] = fastleaf_side(samples, table.num_classes, args,
+                                                          "kaggle")
+        aug = result["fastleaf_kaggle_augment"]
+        print(f"fastleaf with kaggle augmentations: loader {aug['loader_img_per_s']:.0f} img/s, "
+              f"train {aug['train_img_per_s']:.0f} img/s")
+    print(f"training ratio fastleaf / plain: {result['train_ratio']:.2f}x   "
+          f"loader ratio: {result['loader_ratio']:.2f}x")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"yardstick-{stamp}.json")
+    write_text_atomic(out, json.dumps(result, indent=1, default=str) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

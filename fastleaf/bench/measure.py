@@ -1,0 +1,229 @@
+"""``run_bench``: time every (model, speed flags, mode, loader) case on one data set.
+
+The training loop (``train_one_epoch``) and prediction (``predict_logits``) are the ones
+``fastleaf train`` uses, fed a bounded number of batches, so a figure here is what training
+does.  Loaders are built once per (loader, mode, layout) and shared by every model, so the
+decode cost of a cache is paid once (reported as ``setup_s``).
+"""
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+from ..data.augment import AugmentSpec
+from ..data.table import Samples, load_table
+from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
+from ..utils.console import console
+from ..utils.device import resolve_device, seed_everything
+from .report import add_efficiency, device_name
+from .timing import Steps, batch_stream, time_repeats
+
+DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
+DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
+
+
+@dataclass(frozen=True)
+class Flags:
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def matrix(cls) -> list["Flags"]:
+        """All 8 combinations, plain first."""
+        return [cls(*combo) for combo in itertools.product((False, True), repeat=3)]
+
+    @classmethod
+    def defaults(cls, device: torch.device) -> "Flags":
+        """The measured fastest eager setting: bf16/fp16 autocast + channels_last (README)."""
+        return cls(amp=True, channels_last=True, compile=False)
+
+    def label(self) -> str:
+        parts = [n for n, on in (("amp", self.amp), ("cl", self.channels_last),
+                                 ("compile", self.compile)) if on]
+        return "+".join(parts) or "fp32"
+
+
+@dataclass
+class BenchSettings:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    modes: tuple[str, ...] = ("train", "infer")
+    loaders: tuple[str, ...] = DEFAULT_LOADERS
+    flags: tuple[Flags, ...] = ()          # empty: Flags.defaults(device)
+    data: str | None = None                # None: a small synthetic set in a temp folder
+    min_images: int = 0
+    img_size: int = 224
+    batch_size: int = 50
+    steps: int = 10
+    warmup: int = 2
+    repeats: int = 3
+    max_seconds: float = 10.0              # per timed repeat; slow models stop early
+    augment: str = "kaggle"
+    workers: int | None = None
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict]
+    skipped: dict[str, str] = field(default_factory=dict)   # loader -> why it was not run
+    device: str = ""
+
+
+def check_loader(name: str, device: torch.device) -> str | None:
+    """None when loader ``name`` can run on ``device``, else why not."""
+    if name not in BACKENDS:
+        return f"not a loader of this build ({', '.join(BACKENDS)})"
+    if name == "cache-gpu" and device.type != "cuda":
+        return "needs a CUDA device (cache-ram is its CPU counterpart)"
+    try:
+        resolve_backend(name, device)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+class LoaderPool:
+    """Loaders built on first use and kept for every later case that wants the same one."""
+
+    def __init__(self, samples: Samples, settings: BenchSettings, device: torch.device):
+        self.samples, self.settings, self.device = samples, settings, device
+        self.built: dict[tuple, tuple] = {}
+        self.skipped: dict[str, str] = {}
+
+    def get(self, name: str, mode: str, channels_last: bool):
+        """(loader, setup seconds), or None when it cannot be built (reason in ``skipped``)."""
+        key = (name, mode, channels_last)
+        if key not in self.built and name not in self.skipped:
+            self.built[key] = self.build(name, mode, channels_last)
+        return self.built.get(key) if name not in self.skipped else None
+
+    def build(self, name: str, mode: str, channels_last: bool):
+        s = self.settings
+        spec = AugmentSpec.train_preset(s.img_size, s.augment) if mode == "train" \
+            else AugmentSpec.eval_preset(s.img_size)
+        options = LoaderOptions(batch_size=s.batch_size, device=self.device,
+                                channels_last=channels_last, workers=workers(s), seed=s.seed)
+        start = time.perf_counter()
+        try:
+            loader = create_loader(self.samples, spec, options, name)
+        except Exception as err:   # a backend that cannot start here is reported, not fatal
+            self.skipped[name] = f"could not start: {type(err).__name__}: {err}"
+            return None
+        if getattr(loader, "fallback", None) or loader.backend != name:
+            self.skipped[name] = f"fell back to {loader.backend}: {getattr(loader, 'fallback', '')}"
+            return None
+        return loader, time.perf_counter() - start
+
+
+def workers(settings: BenchSettings) -> int:
+    from ..train.trainer import default_workers
+
+    return default_workers() if settings.workers is None else settings.workers
+
+
+def bench_samples(settings: BenchSettings, tmp: Path) -> tuple[Samples, int]:
+    """(training rows, repeated to ``min_images``; number of classes)."""
+    data = settings.data
+    if data is None:
+        from ..data.synth import make_synthetic
+
+        console.print("no --data: drawing a small synthetic set (10 classes x 20 images)")
+        data = make_synthetic(tmp / "data", num_classes=10, train_per_class=20,
+                              test_per_class=1, size=settings.img_size, seed=settings.seed)
+    table = load_table(data, val_fraction=0.0, seed=settings.seed)
+    return table.all_train.repeat(settings.min_images), table.num_classes
+
+
+def build_case_model(name: str, flags: Flags, num_classes: int, settings: BenchSettings,
+                     device: torch.device) -> nn.Module:
+    """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
+    from ..train.trainer import build_model
+
+    cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
+                      img_size=settings.img_size)
+    return build_model(cfg, num_classes, device)[1]
+
+
+def mode_runner(model: nn.Module, mode: str, amp: bool, device: torch.device):
+    """A function that runs one bounded pass: training steps or prediction batches."""
+    from ..train.loop import predict_logits, train_one_epoch
+    from ..train.optim import create_optimizer
+    from ..train.precision import create_precision
+
+    precision = create_precision(amp, device)
+    if mode == "infer":
+        return lambda steps: predict_logits(model, steps, precision)
+    if mode != "train":
+        raise ValueError(f"unknown bench mode {mode!r}: train or infer")
+    # forward + backward + optimizer step, exactly the training loop's step
+    optimizer = create_optimizer(model, "adam", 3e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    return lambda steps: train_one_epoch(model, steps, optimizer, precision, loss_fn)
+
+
+def case_row(model_name: str, mode: str, loader_name: str, flags: Flags, settings: BenchSettings,
+             timing, setup_s: float, device: torch.device) -> dict:
+    return {"model": model_name, "mode": mode, "loader": loader_name, "amp": flags.amp,
+            "channels_last": flags.channels_last, "compile": flags.compile,
+            "batch_size": settings.batch_size, "img_size": settings.img_size,
+            "img_per_s": round(timing.img_per_s, 2), "img_per_s_min": round(timing.img_per_s_min, 2),
+            "img_per_s_max": round(timing.img_per_s_max, 2),
+            "compile_s": round(timing.warmup_s, 2) if flags.compile else 0.0,
+            "warmup_s": round(timing.warmup_s, 2), "setup_s": round(setup_s, 2),
+            "device": device_name(device), "efficiency": None}
+
+
+def run_model(model_name: str, flags: Flags, pool: LoaderPool, loaders: list[str],
+              num_classes: int) -> list[dict]:
+    """Every mode x loader case of one model with one set of speed flags."""
+    s, device, rows = pool.settings, pool.device, []
+    model = build_case_model(model_name, flags, num_classes, s, device)
+    for mode in s.modes:
+        run = mode_runner(model, mode, flags.amp, device)
+        for loader_name in loaders:
+            built = pool.get(loader_name, mode, flags.channels_last)
+            if built is None:
+                continue
+            loader, setup_s = built
+            seed_everything(s.seed)
+            timing = time_repeats(run, batch_stream(loader), device, warmup=s.warmup,
+                                  steps=s.steps, repeats=s.repeats, max_seconds=s.max_seconds)
+            rows.append(case_row(model_name, mode, loader_name, flags, s, timing, setup_s,
+                                 device))
+            console.print(f"  {model_name:<10} {mode:<5} {loader_name:<11} {flags.label():<15} "
+                          f"{timing.img_per_s:9.1f} img/s")
+    return rows
+
+
+def run_bench(settings: BenchSettings) -> BenchResult:
+    """Measure every case of ``settings``; returns rows (with efficiency) and skipped loaders."""
+    device = resolve_device(settings.device)
+    skipped = {}
+    loaders = []
+    for name in settings.loaders:
+        why = check_loader(name, device)
+        if why is None:
+            loaders.append(name)
+        else:
+            skipped[name] = why
+    flag_sets = settings.flags or (Flags.defaults(device),)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="fastleaf-bench-") as tmp:
+        samples, num_classes = bench_samples(settings, Path(tmp))
+        console.print(f"bench on {device_name(device)}: {len(samples)} images, batch "
+                      f"{settings.batch_size}, {settings.img_size}px, loaders {', '.join(loaders)}")
+        pool = LoaderPool(samples, settings, device)
+        for model_name, flags in itertools.product(settings.models, flag_sets):
+            rows += run_model(model_name, flags, pool, loaders, num_classes)
+        skipped.update(pool.skipped)
+        pool.built.clear()
+    return BenchResult(add_efficiency(rows), skipped, device_name(device))

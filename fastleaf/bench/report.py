@@ -1,0 +1,112 @@
+"""Bench output: pipeline efficiency, the rich table, JSON/CSV rows (atomic) and machine facts."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+from datetime import datetime
+from importlib import metadata
+
+import torch
+from rich.table import Table
+
+from ..utils.atomic import write_text_atomic
+from ..utils.console import console
+
+ROW_KEYS = ("model", "mode", "loader", "amp", "channels_last", "compile", "batch_size",
+            "img_size", "img_per_s", "img_per_s_min", "img_per_s_max", "compile_s", "warmup_s",
+            "setup_s", "device", "efficiency")
+CASE_KEYS = ("model", "mode", "amp", "channels_last", "compile", "batch_size", "img_size",
+             "device")
+
+
+def add_efficiency(rows: list[dict]) -> list[dict]:
+    """Set ``efficiency`` = img/s / the synthetic (compute-only) img/s of the same case.
+
+    A case is (model, mode, flags, batch, size, device); without a synthetic row it stays None.
+    """
+    ceiling = {tuple(r[k] for k in CASE_KEYS): r["img_per_s"]
+               for r in rows if r["loader"] == "synthetic"}
+    for row in rows:
+        top = ceiling.get(tuple(row[k] for k in CASE_KEYS))
+        row["efficiency"] = round(row["img_per_s"] / top, 3) if top else None
+    return rows
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def machine_info() -> dict:
+    """CPU, cores, GPU, library versions and the date: what a result file must record."""
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": package_version("torchvision"), "timm": package_version("timm"),
+        "dali": package_version("nvidia-dali-cuda120", "nvidia-dali-cuda130",
+                                "nvidia-dali-cuda110"),
+    }
+
+
+def print_rows(rows: list[dict], skipped: dict[str, str] | None = None) -> None:
+    """The bench table: one line per case, efficiency against the synthetic loader."""
+    table = Table(show_edge=False, title="images/sec (median of repeats, min-max)")
+    for column in ("model", "mode", "loader", "flags", "img/s", "min-max", "efficiency",
+                   "compile s", "setup s"):
+        table.add_column(column, justify="left" if column in ("model", "mode", "loader",
+                                                              "flags") else "right")
+    for r in rows:
+        flags = "+".join(n for n, k in (("amp", "amp"), ("cl", "channels_last"),
+                                        ("compile", "compile")) if r[k]) or "fp32"
+        eff = "" if r["efficiency"] is None else f"{r['efficiency']:.0%}"
+        table.add_row(r["model"], r["mode"], r["loader"], flags, f"{r['img_per_s']:.1f}",
+                      f"{r['img_per_s_min']:.1f}-{r['img_per_s_max']:.1f}", eff,
+                      f"{r['compile_s']:.1f}" if r["compile"] else "",
+                      f"{r['setup_s']:.1f}")
+    console.print(table)
+    for name, why in (skipped or {}).items():
+        console.print(f"[yellow]skipped loader {name}[/yellow]: {why}")
+
+
+def write_json(path, rows: list[dict], skipped: dict | None = None,
+               settings: dict | None = None) -> None:
+    """``{"machine", "settings", "skipped", "rows"}``, written atomically."""
+    doc = {"machine": machine_info(), "settings": settings or {}, "skipped": skipped or {},
+           "rows": rows}
+    write_text_atomic(path, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """One CSV line per row (columns ``ROW_KEYS`` first), written atomically."""
+    keys = list(ROW_KEYS) + sorted({k for r in rows for k in r} - set(ROW_KEYS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())

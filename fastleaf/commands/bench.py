@@ -1,0 +1,90 @@
+"""``fastleaf bench``: images/sec per model, mode, loader and speed flags.
+
+    fastleaf bench --data data/classify-leaves --models cnn,resnet18 --json bench.json
+    fastleaf bench --models cnn --loaders cache-ram,synthetic --matrix --csv flags.csv
+"""
+from __future__ import annotations
+
+import argparse
+
+NAME = "bench"
+HELP = "measure training/inference images/sec across models, loaders and speed flags"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    flag = argparse.BooleanOptionalAction
+    g = p.add_argument_group("what to measure")
+    g.add_argument("--models", default="cnn,vgg16,resnet18,deit_tiny",
+                   help="comma-separated built-in or timm names (cnn,vgg16,resnet18,deit_tiny)")
+    g.add_argument("--modes", default="train,infer", help="train and/or infer (both)")
+    g.add_argument("--loaders", default="dali,torchvision,cache-ram,cache-gpu,synthetic",
+                   help="loaders to time; those that cannot run here are skipped with the reason")
+    g.add_argument("--amp", action=flag, help="mixed precision (default: on)")
+    g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
+    g.add_argument("--compile", action=flag, help="torch.compile the model (default: off)")
+    g.add_argument("--matrix", action="store_true", help="all 8 amp/channels-last/compile combos")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="Kaggle-layout folder (default: a small synthetic set)")
+    g.add_argument("--min-images", type=int, default=0,
+                   help="repeat the train rows to at least this many images")
+    g.add_argument("--img-size", type=int, default=224)
+    g.add_argument("--augment", choices=["kaggle", "light", "none"], default="kaggle",
+                   help="training augmentations of the train mode (kaggle)")
+    g.add_argument("--workers", type=int, help="loader worker processes / decode threads")
+    g = p.add_argument_group("measurement")
+    g.add_argument("--batch-size", type=int, default=50)
+    g.add_argument("--steps", type=int, default=10, help="timed steps per repeat (10)")
+    g.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
+    g.add_argument("--repeats", type=int, default=3, help="timed repeats; median reported (3)")
+    g.add_argument("--max-seconds", type=float, default=10.0,
+                   help="cut a repeat short after this long (slow models on a CPU)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("output")
+    g.add_argument("--json", help="write the rows (with machine facts) to this JSON file")
+    g.add_argument("--csv", help="write the rows to this CSV file")
+
+
+def split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def settings_from_args(args: argparse.Namespace):
+    """Namespace -> :class:`BenchSettings`; unset speed flags take the device defaults."""
+    from ..bench import BenchSettings, Flags
+    from ..utils.device import resolve_device
+
+    if args.matrix:
+        flags = tuple(Flags.matrix())
+    else:
+        base = Flags.defaults(resolve_device(args.device))
+        flags = (Flags(base.amp if args.amp is None else args.amp,
+                       base.channels_last if args.channels_last is None else args.channels_last,
+                       base.compile if args.compile is None else args.compile),)
+    if min(args.steps, args.repeats, args.batch_size) < 1 or args.warmup < 0:
+        raise ValueError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
+    return BenchSettings(models=split(args.models), modes=split(args.modes),
+                         loaders=split(args.loaders), flags=flags, data=args.data,
+                         min_images=args.min_images, img_size=args.img_size,
+                         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                         repeats=args.repeats, max_seconds=args.max_seconds,
+                         augment=args.augment, workers=args.workers, device=args.device,
+                         seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ..bench import print_rows, run_bench, write_csv, write_json
+    from ..utils.console import console
+
+    settings = settings_from_args(args)
+    result = run_bench(settings)
+    print_rows(result.rows, result.skipped)
+    if args.json:
+        write_json(args.json, result.rows, result.skipped, asdict(settings))
+        console.print(f"wrote {len(result.rows)} rows to {args.json}")
+    if args.csv:
+        write_csv(args.csv, result.rows)
+        console.print(f"wrote {len(result.rows)} rows to {args.csv}")
+    return 0 if result.rows else 1

@@ -1,0 +1,108 @@
+"""Data-parallel plumbing on PyTorch's own engine (torchrun + DistributedDataParallel).
+
+    torchrun --nproc_per_node=2 -m fastleaf train --data DIR --model cnn --device cpu
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; NCCL is used on GPUs, gloo on the CPU.  Only rank 0
+writes files and logs.  Evaluation shards are contiguous, so gathering them in rank order gives
+back the validation split in its original order: metrics equal a single-process evaluation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..loaders.base import Shard
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def shard(self) -> Shard:
+        return Shard(self.rank, self.world)
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device_name: str) -> tuple[DistInfo, str]:
+    """Join the process group torchrun set up; returns (info, device name for this rank)."""
+    if not launched_by_torchrun():
+        return DistInfo(), device_name
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device_name = f"cuda:{local_rank}"
+    else:
+        device_name = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank, world, local_rank), device_name
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
+    if not info.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def gather_in_rank_order(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Concatenate each rank's (N_r, ...) CPU tensor in rank order (shard sizes may differ)."""
+    if not info.enabled:
+        return tensor
+    parts = [None] * info.world
+    dist.all_gather_object(parts, tensor.cpu())
+    return torch.cat(parts)
+
+
+def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when any rank raised the flag (e.g. a stop signal)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BN running stats drift apart in the last local step)."""
+    if not info.enabled:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_bn: bool):
+    """SyncBatchNorm (optional) then DistributedDataParallel; the caller keeps the raw model."""
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)

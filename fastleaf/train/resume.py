@@ -1,0 +1,59 @@
+"""Continue a run from ``last.pt``: model, optimizer, scheduler, grad scaler, epoch, best, RNG."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import KEYS, TrainConfig, load_yaml
+from .checkpoint import CheckpointError, load_checkpoint
+
+
+def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
+    """The run's saved config, with any explicitly given option on top (e.g. more epochs)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "last.pt").is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume (needs config.yaml and last.pt)")
+    values = load_yaml(run_dir / "config.yaml")
+    values.update({k: v for k, v in overrides.items() if v is not None and k in KEYS})
+    values["out"] = str(run_dir)
+    values["resume"] = str(run_dir)
+    return TrainConfig(**values)
+
+
+def rng_state() -> dict:
+    # numpy's state as tensors and primitives, so weights-only loading can read it back
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                       float(gauss)],
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_resume_state(run_dir: str | Path, classes: list[str]) -> dict:
+    state = load_checkpoint(Path(run_dir) / "last.pt")
+    if list(state["classes"]) != list(classes):
+        raise CheckpointError(f"{run_dir}/last.pt: its class list differs from the data's; "
+                              f"resume on the data the run was trained on")
+    for key in ("optimizer", "scheduler", "epoch"):
+        if key not in state:
+            raise CheckpointError(f"{run_dir}/last.pt: no {key!r} entry, cannot resume")
+    return state

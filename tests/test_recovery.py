@@ -1,0 +1,138 @@
+"""Data-parallel training, kill-and-resume and signal handling, in real subprocesses."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fastleaf.config import resolve_config
+from fastleaf.data.augment import AugmentSpec
+from fastleaf.data.table import load_table
+from fastleaf.loaders import LoaderOptions, create_loader
+from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from fastleaf.train.loop import evaluate
+from fastleaf.train.metrics import classification_metrics
+from fastleaf.train.precision import create_precision
+from fastleaf.train.trainer import fit
+
+COMMON = ["--model", "cnn", "--img-size", "112", "--batch-size", "8", "--workers", "0",
+          "--device", "cpu", "--no-progress", "--no-tensorboard", "--no-check-data"]
+
+
+def flat(text):
+    return " ".join(text.split())      # rich wraps long lines at the terminal width
+
+
+def fastleaf(*args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
+    return subprocess.Popen([sys.executable, "-m", "fastleaf", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def metric_rows(run):
+    path = run / "metrics.csv"
+    return list(csv.DictReader(open(path))) if path.is_file() else []
+
+
+def wait_for_rows(proc, run, n, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(metric_rows(run)) >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training ended early:\n{proc.stdout.read()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("training too slow to reach the epoch")
+
+
+def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "fastleaf", "train", "--data", str(tiny_data), "--epochs", "1", "--out", str(out),
+         *COMMON], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = metric_rows(out)
+    assert [r["epoch"] for r in rows] == ["1"]
+    # the same weights evaluated by one process over the whole validation split
+    state = load_checkpoint(out / "best.pt")
+    cfg = state["config"]
+    table = load_table(cfg["data"], val_fraction=cfg["val_fraction"], seed=cfg["seed"])
+    loader = create_loader(table.val, AugmentSpec.eval_preset(112),
+                           LoaderOptions(batch_size=5, workers=0), "torchvision")
+    loss, preds, labels, _ = evaluate(model_from_checkpoint(state), loader,
+                                      create_precision(False, torch.device("cpu")),
+                                      torch.nn.CrossEntropyLoss())
+    assert len(labels) == len(table.val)
+    single = classification_metrics(labels, preds)
+    for key in ("acc", "f1_macro", "kappa"):
+        assert float(rows[0][key]) == pytest.approx(single[key], abs=1e-6)
+    assert float(rows[0]["val_loss"]) == pytest.approx(loss, rel=1e-4)
+
+
+def test_sigkill_then_resume_continues_at_the_right_epoch(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    proc = fastleaf("train", "--data", str(tiny_data), "--epochs", "50", "--out", str(run), *COMMON)
+    wait_for_rows(proc, run, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = load_checkpoint(run / "last.pt")["epoch"]
+    done_rows = len(metric_rows(run))
+    assert last >= 1 and done_rows in (last, last + 1)   # killed between the two writes at worst
+    resumed = fastleaf("train", "--resume", str(run), "--epochs", str(last + 2))
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert f"resumed at epoch {last + 1}" in flat(output)
+    epochs = [int(r["epoch"]) for r in metric_rows(run)]
+    assert epochs == list(range(1, last + 3))            # no gap, no duplicate
+    assert load_checkpoint(run / "last.pt")["epoch"] == last + 2
+
+
+def test_sigterm_saves_last_and_exits_with_hint(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    proc = fastleaf("train", "--data", str(tiny_data), "--epochs", "50", "--out", str(run), *COMMON)
+    wait_for_rows(proc, run, 1)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert f"fastleaf train --resume {run}" in flat(output)
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == len(metric_rows(run)) and "optimizer" in state
+
+
+def test_resume_in_process_restores_optimizer_and_best(tiny_data, tmp_path):
+    run = tmp_path / "r"
+    base = dict(data=str(tiny_data), out=str(run), model="cnn", img_size=112, batch_size=16,
+                workers=0, progress=False, tensorboard=False, check_data=False)
+    fit(resolve_config(epochs=1, **base))
+    first = load_checkpoint(run / "last.pt")
+    result = fit(resolve_config(epochs=2, resume=str(run), **{**base, "out": str(run)}))
+    assert [int(r["epoch"]) for r in metric_rows(run)] == [1, 2]
+    assert result.best_epoch in (1, 2)
+    second = load_checkpoint(run / "last.pt")
+    assert second["optimizer"]["state"][0]["step"] > first["optimizer"]["state"][0]["step"]
+
+
+def test_checkpoint_with_pickled_payload_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"model_name": "cnn", "model": {}, "x": Payload()}, bad)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(bad)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nothing_to_resume_is_a_clear_error(tmp_path):
+    from fastleaf.train.resume import resume_config
+
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        resume_config(tmp_path)

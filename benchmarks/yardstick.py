@@ -9,7 +9,8 @@ with the paper CNN at batch 50:
 * plain: PIL decode + ``ToTensor`` + ``Normalize`` in a ``DataLoader`` with 2 workers, fp32,
   NCHW, eager, Adam -- the shape of the original training script;
 * fastleaf: the ``cache-ram`` loader (decode once, batches gathered and normalised in one
-  pass), bf16 autocast + channels_last, the training loop of ``fastleaf train``.
+  pass), channels_last, bf16 autocast where the CPU has native bf16 kernels (``--amp`` to
+  force), the training loop of ``fastleaf train``.
 
 Printed: images/sec of each side's loader alone and of each training loop, and the ratios.
 The headline compares equal work (no augmentation on either side); fastleaf with the kaggle
@@ -35,7 +36,7 @@ from torchvision import transforms
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fastleaf.bench import machine_info  # noqa: E402
+from fastleaf.bench import Flags, machine_info  # noqa: E402
 from fastleaf.bench.timing import Steps, batch_stream  # noqa: E402
 from fastleaf.config import TrainConfig  # noqa: E402
 from fastleaf.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec  # noqa: E402
@@ -107,8 +108,10 @@ def plain_side(samples, num_classes: int, args) -> dict:
 
 
 def fastleaf_side(samples, num_classes: int, args, augment: str) -> dict:
-    """cache-ram + bf16 autocast + channels_last through fastleaf's own training loop."""
+    """cache-ram + the device's default speed flags through fastleaf's own training loop."""
     device = torch.device("cpu")
+    flags = Flags.defaults(device)
+    amp = flags.amp if args.amp is None else args.amp
     options = LoaderOptions(batch_size=args.batch_size, device=device, channels_last=True,
                             workers=2, drop_last=True)
     start = time.perf_counter()
@@ -119,13 +122,14 @@ def fastleaf_side(samples, num_classes: int, args, augment: str) -> dict:
     loader_rate = timed(stream, args.steps, args.seconds)
     model = build_model(TrainConfig(model="cnn", channels_last=True), num_classes, device)[1]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
-    precision = create_precision(True, device)
+    precision = create_precision(amp, device)
     loss_fn = nn.CrossEntropyLoss()
     train_one_epoch(model, Steps(stream, args.warmup), optimizer, precision, loss_fn)
     steps = Steps(stream, args.steps, args.seconds)
     stats = train_one_epoch(model, steps, optimizer, precision, loss_fn)
     return {"loader_img_per_s": loader_rate, "train_img_per_s": stats.img_per_s,
-            "decode_once_s": setup_s, "backend": loader.backend, "augment": augment}
+            "decode_once_s": setup_s, "backend": loader.backend, "augment": augment,
+            "precision": precision.name, "channels_last": True}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -136,6 +140,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     p.add_argument("--seconds", type=float, default=45.0, help="time budget per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                   help="bf16 autocast on the fastleaf side (default: on where the CPU has "
+                        "native bf16 kernels)")
     p.add_argument("--rounds", type=int, default=1, help="plain/fastleaf rounds; median ratio")
     p.add_argument("--no-augmented", action="store_true",
                    help="skip the extra fastleaf run with the kaggle augmentations")
@@ -159,7 +166,7 @@ def main(argv=None) -> int:
         print(f"round {r + 1}: plain loader {plain['loader_img_per_s']:.0f} img/s, train "
               f"{plain['train_img_per_s']:.0f} img/s | fastleaf loader "
               f"{fast['loader_img_per_s']:.0f} img/s, train {fast['train_img_per_s']:.0f} img/s "
-              f"(decode once {fast['decode_once_s']:.1f} s)")
+              f"({fast['precision']} + channels_last; decode once {fast['decode_once_s']:.1f} s)")
     result = {"machine": machine_info(), "settings": vars(args), "rounds": rounds,
               "train_ratio": statistics.median(r["train_ratio"] for r in rounds),
               "loader_ratio": statistics.median(r["loader_ratio"] for r in rounds)}

@@ -10,7 +10,7 @@ import pytest
 from fastleaf.commands import train as train_command
 from fastleaf.config import resolve_config
 from fastleaf.data.table import fold_indices
-from fastleaf.predict.ensemble import PredictSettings
+from fastleaf.predict.ensemble import PredictSettings, load_members
 from fastleaf.predict.runner import tta_predict
 from fastleaf.predict.scoring import evaluate_checkpoints
 from fastleaf.train import kfold
@@ -50,8 +50,8 @@ def test_train_command_runs_every_fold_when_no_fold_given(monkeypatch):
 def test_fit_folds_writes_runs_and_table(tiny_data, tmp_path):
     out = tmp_path / "kfold"
     cfg = resolve_config(data=str(tiny_data), model="cnn", img_size=112, epochs=1, batch_size=12,
-                         lr=1e-3, augment="none", workers=0, amp=True, channels_last=True,
-                         device="cpu", tensorboard=False, progress=False, folds=2,
+                         lr=1e-3, augment="none", workers=0, channels_last=True, device="cpu",
+                         tensorboard=False, progress=False, folds=2,
                          out=str(out))
     result = kfold.fit_folds(cfg)
     assert [r.run_dir for r in result.runs] == [out / "fold0", out / "fold1"]
@@ -63,6 +63,9 @@ def test_fit_folds_writes_runs_and_table(tiny_data, tmp_path):
     accs = [r.best["acc"] for r in result.runs]
     assert float(table["acc"].iloc[2]) == pytest.approx(np.mean(accs), abs=1e-5)
 
+    # a folder's weight is shared by its runs
+    members = load_members([out, out / "fold0"], weights="1,1")
+    assert [m.weight for m in members] == [0.25, 0.25, 0.5]
     # the folder of fold runs is one ensemble for prediction...
     settings = PredictSettings(tta="none", batch_size=32, device="cpu", workers=0)
     sub = tta_predict(tiny_data, [out], out=tmp_path / "sub.csv", settings=settings)

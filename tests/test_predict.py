@@ -1,4 +1,4 @@
-"""tta-predict and evaluate on a 1-epoch tiny run: submissions, ensembles, metrics, atomic writes."""
+"""tta-predict and evaluate on a 1-epoch tiny run: submissions, ensembles, metrics, atomic IO."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,14 +32,17 @@ def run_dir(tiny_data, tmp_path_factory):
 def test_submission_order_header_and_labels(tiny_data, run_dir, tmp_path):
     out = tmp_path / "sub.csv"
     settings = PredictSettings(tta="hflip", batch_size=16, device="cpu", workers=0)
-    result = runner.tta_predict(tiny_data, [run_dir / "best.pt"], out=out, settings=settings)
+    result = runner.tta_predict(tiny_data, [run_dir / "best.pt"], out=out, settings=settings,
+                                save_probs=tmp_path / "probs.npy")
     test = pd.read_csv(tiny_data / "test.csv", dtype=str)
     sub = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert out.read_text().splitlines()[0] == "image,label"
     assert sub["image"].tolist() == test["image"].tolist()
     assert set(sub["label"]) <= set(load_checkpoint(run_dir)["classes"])
     assert result.rows == len(test) and result.output.views == 2 and result.img_per_s > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]     # no temp files left
+    probs = np.load(tmp_path / "probs.npy")
+    assert probs.shape == (len(test), 6) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probs.npy", "sub.csv"]   # no temps
 
 
 def test_cli_writes_submission_and_probs(tiny_data, run_dir, tmp_path):

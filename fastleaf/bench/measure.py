@@ -29,6 +29,14 @@ DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
 DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
 
 
+def native_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (False on AVX2-only machines)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 @dataclass(frozen=True)
 class Flags:
     amp: bool = False
@@ -42,8 +50,10 @@ class Flags:
 
     @classmethod
     def defaults(cls, device: torch.device) -> "Flags":
-        """The measured fastest eager setting: bf16/fp16 autocast + channels_last (README)."""
-        return cls(amp=True, channels_last=True, compile=False)
+        """The measured fastest eager setting (benchmarks/README.md): channels_last always;
+        autocast on CUDA, and on a CPU only with native bf16 kernels (AVX-512 / AMX) -- on an
+        AVX2-only CPU bf16 is emulated and trains several times slower than fp32."""
+        return cls(amp=device.type == "cuda" or native_bf16(), channels_last=True, compile=False)
 
     def label(self) -> str:
         parts = [n for n, on in (("amp", self.amp), ("cl", self.channels_last),

@@ -23,15 +23,19 @@ def run(args: argparse.Namespace) -> int:
     from ..config import resolve_config
     from ..data.synth import make_synthetic
     from ..train.summary import print_summary
+    from ..train.precision import amp_is_fast
     from ..train.trainer import fit
+    from ..utils.device import resolve_device
     from ..utils.console import console
 
     root = Path(args.dir)
     data = make_synthetic(root / "data", num_classes=args.classes, train_per_class=30,
                           test_per_class=4, size=224, seed=0)
     console.print(f"synthetic data set ({args.classes} classes): {data}")
+    # bf16 autocast only where this CPU/GPU runs it natively; channels_last helps everywhere
+    fast_amp = amp_is_fast(resolve_device(args.device))
     cfg = resolve_config(data=str(data), model=args.model, epochs=args.epochs, batch_size=32,
-                         lr=1e-3, augment="light", amp=True, channels_last=True,
+                         lr=1e-3, augment="light", amp=fast_amp, channels_last=True,
                          device=args.device, out=str(root / f"{args.model}-demo"))
     result = fit(cfg)
     print_summary(result)

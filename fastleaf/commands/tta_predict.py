@@ -11,7 +11,7 @@ HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
 
 def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
-    from ..predict.tta import DEFAULT_CROP_FRACTION
+    from ..predict import DEFAULT_CROP_FRACTION
 
     flag = argparse.BooleanOptionalAction
     p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
@@ -23,8 +23,10 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool) -> No
     run_default = "the run's own" if inherit else "on"
     p.add_argument("--batch-size", type=int, default=None if inherit else 256,
                    help="images per batch (" + ("the run's own" if inherit else "256") + ")")
-    p.add_argument("--amp", action=flag, default=None if inherit else True,
-                   help=f"mixed precision, bf16 on CPU ({run_default})")
+    p.add_argument("--amp", action=flag, default=None if inherit else "auto",
+                   help="mixed precision, bf16 on CPU (" + ("the run's own" if inherit else
+                   "auto: on for CUDA and for CPUs with native bf16, off on AVX2-only CPUs "
+                   "where bf16 is emulated and slower") + ")")
     p.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"],
                    default=None if inherit else "auto")
     p.add_argument("--channels-last", action=flag, default=None if inherit else True,
@@ -44,7 +46,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict.tta import TTA_NAMES
+    from ..predict import TTA_NAMES
 
     p.add_argument("--data", help="Kaggle-layout folder holding test.csv; "
                    "default: references/test.csv with images under data/")
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     result = tta_predict(args.data, args.checkpoint, out=args.out, weights=args.weights,
                          settings=settings_from_args(args), save_probs=args.save_probs)
     out = result.output
+    for how in dict.fromkeys(out.how):
+        console.print(how)
     console.print(f"{result.rows} test images x {out.views} view(s) x {out.members} "
                   f"checkpoint(s) in {out.seconds:.1f} s: {result.img_per_s:.1f} img/s")
     if result.probs_file:

@@ -22,7 +22,7 @@ from ..data.table import Samples
 from ..loaders import LoaderOptions, create_loader, resolve_backend
 from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
-from ..train.precision import create_precision
+from ..train.precision import amp_is_fast, create_precision
 from ..utils.device import resolve_device
 from . import tta as tta_views
 
@@ -50,13 +50,14 @@ class Member:
 
 @dataclass
 class PredictSettings:
-    """How to run the models.  ``None`` means "as the checkpoint was trained"."""
+    """How to run the models.  ``None`` means "as the checkpoint was trained"; ``amp="auto"``
+    turns autocast on where it is fast (see :func:`fastleaf.train.precision.amp_is_fast`)."""
 
     tta: str = "none"
     crop_fraction: float = tta_views.DEFAULT_CROP_FRACTION
     batch_size: int | None = 256
     device: str = "auto"
-    amp: bool | None = True
+    amp: bool | str | None = "auto"
     amp_dtype: str | None = "auto"
     channels_last: bool | None = True
     loader: str = "auto"
@@ -71,6 +72,7 @@ class EnsembleOutput:
     views: int                     # forward passes per image per member
     members: int
     per_member: list[float] = field(default_factory=list)   # img/s of each member
+    how: list[str] = field(default_factory=list)            # how each member was run
 
     @property
     def img_per_s(self) -> float:
@@ -183,7 +185,8 @@ def prepare_member(member: Member, settings: PredictSettings, device: torch.devi
     """(model on ``device`` in eval mode, precision, channels_last, batch size) for one member."""
     config = member.config
     channels_last = bool(_pick(settings.channels_last, config, "channels_last", False))
-    amp = bool(_pick(settings.amp, config, "amp", False))
+    amp = amp_is_fast(device) if settings.amp == "auto" \
+        else bool(_pick(settings.amp, config, "amp", False))
     amp_dtype = _pick(settings.amp_dtype, config, "amp_dtype", "auto")
     precision = create_precision(amp, device, amp_dtype)
     model = model_from_checkpoint(member.state).to(device)
@@ -224,11 +227,15 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
     probs = {name: [] for name in ttas}
     seconds = {name: 0.0 for name in ttas}
     rates = {name: [] for name in ttas}
+    how = []
     labels = expected
     for member in members:
         model, precision, channels_last, batch_size = prepare_member(member, settings, device)
         loader = make_eval_loader(samples, member.img_size, batch_size, channels_last, device,
                                   settings)
+        how.append(f"{member.state['model_name']} {member.img_size}px on {device}, "
+                   f"{precision.name}{', channels_last' if channels_last else ''}, "
+                   f"batch {batch_size}, {loader.backend} loader")
         for name in ttas:
             start = time.perf_counter()
             p, labels, rate = predict_probs(model, loader, precision, name, settings.crop_fraction)
@@ -241,5 +248,5 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
         del model, loader
     weights = [m.weight for m in members]
     return {name: EnsembleOutput(average_probs(probs[name], weights), labels, seconds[name],
-                                 tta_views.view_count(name), len(members), rates[name])
+                                 tta_views.view_count(name), len(members), rates[name], how)
             for name in ttas}

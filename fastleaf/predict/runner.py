@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.table import UNLABELLED, Samples, read_csv, resolve_layout, samples_from_frame
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
-from .submission import write_probs, write_submission
+from .submission import probs_format, write_probs, write_submission
 
 
 @dataclass
@@ -55,6 +55,8 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
         a :class:`PredictResult` with the path, row count and img/s.
     """
     settings = settings or PredictSettings()
+    if save_probs:
+        probs_format(save_probs)
     members = load_members(checkpoints, weights)
     samples = read_test_samples(data_dir)
     output = ensemble_probs(members, samples, settings)[settings.tta]

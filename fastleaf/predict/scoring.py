@@ -32,6 +32,7 @@ class EvalResult:
     images: int
     source: str                              # which rows were scored
     members: list[Member]
+    how: list[str]                           # how each member was run
 
 
 def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[str]) -> Samples:
@@ -117,7 +118,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips
     metrics = {t: classification_metrics(labels.numpy(), probs[t].argmax(-1).numpy())
                for t in ttas}
     rates = {t: len(labels) / max(seconds[t], 1e-9) for t in ttas}
-    return EvalResult(metrics, rates, len(labels), source, members)
+    how = [h for _, out in groups for h in out["none"].how]
+    return EvalResult(metrics, rates, len(labels), source, members, how)
 
 
 def print_evaluation(result: EvalResult) -> None:
@@ -135,3 +137,5 @@ def print_evaluation(result: EvalResult) -> None:
         table.add_row("gain", "", *(f"{tta[k] - base[k]:+.4f}" for k in METRIC_NAMES), "",
                       style="bold")
     console.print(table)
+    for how in dict.fromkeys(result.how):
+        console.print(how)

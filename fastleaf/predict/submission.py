@@ -68,6 +68,14 @@ def write_submission(path: str | Path, images: Sequence[str], labels: Sequence[s
     return path
 
 
+def probs_format(path: str | Path) -> str:
+    """``.npy`` or ``.csv``: checked before any model runs, so a typo costs no prediction."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise ValueError(f"--save-probs {path}: use a .npy or .csv file name")
+    return suffix
+
+
 def write_probs(path: str | Path, images: Sequence[str], probs: np.ndarray,
                 classes: Sequence[str]) -> Path:
     """Save ``(N, classes)`` probabilities for stacking: ``.npy`` (array) or ``.csv``.
@@ -80,9 +88,7 @@ def write_probs(path: str | Path, images: Sequence[str], probs: np.ndarray,
     if probs.shape != (len(images), len(classes)):
         raise ValueError(f"probabilities of shape {probs.shape} for {len(images)} images and "
                          f"{len(classes)} classes")
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".csv"):
-        raise ValueError(f"--save-probs {path}: use a .npy or .csv file name")
+    suffix = probs_format(path)
     with atomic_path(path) as tmp:
         if suffix == ".npy":
             with open(tmp, "wb") as f:       # a file object: np.save would append ".npy"

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-TTA_NAMES = ("none", "hflip", "flips", "rot90", "five-crop")
-DEFAULT_CROP_FRACTION = 0.875
+from . import DEFAULT_CROP_FRACTION, TTA_NAMES
 
 Views = Callable[[torch.Tensor], list[torch.Tensor]]
 # (quarter turns, mirror) for each of the 8 dihedral views; (0, False) is the identity

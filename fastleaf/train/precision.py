@@ -25,6 +25,20 @@ class Precision:
             if self.enabled else "fp32"
 
 
+def amp_is_fast(device: torch.device) -> bool:
+    """Whether reduced-precision autocast speeds ``device`` up.
+
+    CUDA: yes.  CPU: only when oneDNN has native bf16 kernels (AVX512-BF16 / AMX); on AVX2-only
+    CPUs bf16 is emulated and measured several times slower than fp32.
+    """
+    if device.type == "cuda":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -> Precision:
     """``amp_dtype``: auto (bf16 on CPU and on GPUs that have it, else fp16), bf16 or fp16."""
     if not amp:

@@ -1,4 +1,4 @@
-"""``fastleaf bench`` measurement functions, its CLI, and the speed flags on every built-in model."""
+"""``fastleaf bench`` functions and CLI; the speed flags on every built-in model."""
 from __future__ import annotations
 
 import csv

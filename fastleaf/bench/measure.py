@@ -71,10 +71,10 @@ class BenchSettings:
     min_images: int = 0
     img_size: int = 224
     batch_size: int = 50
-    steps: int = 10
+    steps: int = 8
     warmup: int = 2
     repeats: int = 3
-    max_seconds: float = 10.0              # per timed repeat; slow models stop early
+    max_seconds: float = 5.0               # per timed repeat; slow models stop early
     augment: str = "kaggle"
     workers: int | None = None
     device: str = "auto"
@@ -185,7 +185,8 @@ def case_row(model_name: str, mode: str, loader_name: str, flags: Flags, setting
     return {"model": model_name, "mode": mode, "loader": loader_name, "amp": flags.amp,
             "channels_last": flags.channels_last, "compile": flags.compile,
             "batch_size": settings.batch_size, "img_size": settings.img_size,
-            "img_per_s": round(timing.img_per_s, 2), "img_per_s_min": round(timing.img_per_s_min, 2),
+            "img_per_s": round(timing.img_per_s, 2),
+            "img_per_s_min": round(timing.img_per_s_min, 2),
             "img_per_s_max": round(timing.img_per_s_max, 2),
             "compile_s": round(timing.warmup_s, 2) if flags.compile else 0.0,
             "warmup_s": round(timing.warmup_s, 2), "setup_s": round(setup_s, 2),

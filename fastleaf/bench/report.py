@@ -10,6 +10,7 @@ from datetime import datetime
 from importlib import metadata
 
 import torch
+from rich import box
 from rich.table import Table
 
 from ..utils.atomic import write_text_atomic
@@ -66,6 +67,7 @@ def machine_info() -> dict:
     return {
         "date": datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),   # AVX2 / AVX512 ...
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
         "torchvision": package_version("torchvision"), "timm": package_version("timm"),
@@ -74,22 +76,31 @@ def machine_info() -> dict:
     }
 
 
+def rate(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
 def print_rows(rows: list[dict], skipped: dict[str, str] | None = None) -> None:
     """The bench table: one line per case, efficiency against the synthetic loader."""
-    table = Table(show_edge=False, title="images/sec (median of repeats, min-max)")
-    for column in ("model", "mode", "loader", "flags", "img/s", "min-max", "efficiency",
-                   "compile s", "setup s"):
-        table.add_column(column, justify="left" if column in ("model", "mode", "loader",
-                                                              "flags") else "right")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0),
+                  title="images/sec: median of repeats (min-max)")
+    for column in ("model", "mode", "loader", "flags"):
+        table.add_column(column, no_wrap=True)
+    for column in ("img/s", "min-max", "eff", "compile s"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in rows:
         flags = "+".join(n for n, k in (("amp", "amp"), ("cl", "channels_last"),
                                         ("compile", "compile")) if r[k]) or "fp32"
         eff = "" if r["efficiency"] is None else f"{r['efficiency']:.0%}"
         table.add_row(r["model"], r["mode"], r["loader"], flags, f"{r['img_per_s']:.1f}",
-                      f"{r['img_per_s_min']:.1f}-{r['img_per_s_max']:.1f}", eff,
-                      f"{r['compile_s']:.1f}" if r["compile"] else "",
-                      f"{r['setup_s']:.1f}")
+                      f"{rate(r['img_per_s_min'])}-{rate(r['img_per_s_max'])}", eff,
+                      f"{r['compile_s']:.1f}" if r["compile"] else "")
     console.print(table)
+    setup = {}
+    for r in rows:
+        setup[r["loader"]] = max(setup.get(r["loader"], 0.0), r["setup_s"])
+    console.print("loader setup (decode-once caches: the decode), longest: " +
+                  ", ".join(f"{name} {sec:.1f} s" for name, sec in setup.items()))
     for name, why in (skipped or {}).items():
         console.print(f"[yellow]skipped loader {name}[/yellow]: {why}")
 

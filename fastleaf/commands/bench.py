@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--modes", default="train,infer", help="train and/or infer (both)")
     g.add_argument("--loaders", default="dali,torchvision,cache-ram,cache-gpu,synthetic",
                    help="loaders to time; those that cannot run here are skipped with the reason")
-    g.add_argument("--amp", action=flag, help="mixed precision (default: on)")
+    g.add_argument("--amp", action=flag,
+                   help="mixed precision (default: on CUDA and on CPUs with native bf16)")
     g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
     g.add_argument("--compile", action=flag, help="torch.compile the model (default: off)")
     g.add_argument("--matrix", action="store_true", help="all 8 amp/channels-last/compile combos")
@@ -33,10 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, help="loader worker processes / decode threads")
     g = p.add_argument_group("measurement")
     g.add_argument("--batch-size", type=int, default=50)
-    g.add_argument("--steps", type=int, default=10, help="timed steps per repeat (10)")
+    g.add_argument("--steps", type=int, default=8, help="timed steps per repeat (8)")
     g.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
     g.add_argument("--repeats", type=int, default=3, help="timed repeats; median reported (3)")
-    g.add_argument("--max-seconds", type=float, default=10.0,
+    g.add_argument("--max-seconds", type=float, default=5.0,
                    help="cut a repeat short after this long (slow models on a CPU)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)

@@ -66,19 +66,18 @@ def inverse_affine(n: int, spec: AugmentSpec, g: torch.Generator, device) -> tor
     return torch.cat([m, offset], dim=2)
 
 
-def affine_coords(theta: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``theta`` ``(B, 2, 3)`` applied to the pixel centres: x and y, each ``(B, H, W)``.
+def affine_coords(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``theta`` ``(B, 2, 3)`` applied to the pixel centres: ``(B, H, W, 2)`` (x, y).
 
-    The same numbers as ``F.affine_grid(theta, align_corners=False)``, built from two
-    broadcast rows instead of a batched matmul (several times faster on the CPU).
+    The same numbers as ``F.affine_grid(theta, align_corners=False)``, built from one
+    broadcast of a row and a column instead of a batched matmul (several times faster on CPU).
     """
     xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=theta.device)
     ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=theta.device)
-    t = theta.unsqueeze(-1)                                               # (B, 2, 3, 1)
-    row = t[:, :, 0] * xs + t[:, :, 2]                                    # (B, 2, W)
-    col = t[:, :, 1] * ys                                                 # (B, 2, H)
-    coords = row.unsqueeze(2) + col.unsqueeze(3)                          # (B, 2, H, W)
-    return coords[:, 0], coords[:, 1]
+    t = theta.transpose(1, 2).unsqueeze(1)                                # (B, 1, 3, 2)
+    row = xs.view(1, w, 1) * t[:, :, 0] + t[:, :, 2]                      # (B, W, 2)
+    col = ys.view(1, h, 1) * t[:, :, 1]                                   # (B, H, 2)
+    return row.unsqueeze(1) + col.unsqueeze(2)                            # (B, H, W, 2)
 
 
 def flip_signs(n: int, p: float, g: torch.Generator, device) -> torch.Tensor:
@@ -95,18 +94,22 @@ def adjust_brightness(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
 
 def adjust_contrast(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Blend each image with the mean of its grayscale (ITU-R 601-2 luma, as torchvision)."""
-    luma = torch.tensor([0.2989, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    mean = (x * luma).sum(1).mean((1, 2)).view(-1, 1, 1, 1)     # (B, 1, 1, 1)
+    luma = torch.tensor([0.2989, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    # the mean of the grey image is the luma-weighted mean of the channel means: no grey copy
+    mean = (x.mean((2, 3)) @ luma).view(-1, 1, 1, 1)            # (B, 1, 1, 1)
     f = factors.view(-1, 1, 1, 1).to(x.dtype)
     return x.mul_(f).add_(mean * (1 - f)).clamp_(0, 255)
 
 
 def flip_batch(x: torch.Tensor, hsign: torch.Tensor, vsign: torch.Tensor) -> torch.Tensor:
-    """Exact flips without interpolation: images with sign -1 are mirrored."""
-    if (hsign < 0).any():
-        x = torch.where((hsign < 0).view(-1, 1, 1, 1), x.flip(3), x)
-    if (vsign < 0).any():
-        x = torch.where((vsign < 0).view(-1, 1, 1, 1), x.flip(2), x)
+    """Exact flips, no interpolation: images with sign -1 are mirrored (in place, only those)."""
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    # index a view that is contiguous in memory: gathering from a strided view is far slower
+    y, hdim, vdim = (x.permute(0, 2, 3, 1), 2, 1) if nhwc else (x, 3, 2)
+    for sign, dim in ((hsign, hdim), (vsign, vdim)):
+        chosen = (sign < 0).nonzero().squeeze(1)
+        if len(chosen):
+            y[chosen] = y[chosen].flip(dim)
     return x
 
 
@@ -124,16 +127,21 @@ class BatchAugment:
         self.flips = spec.train and (spec.hflip > 0 or spec.vflip > 0)
         self.colour = spec.train and (spec.brightness > 0 or spec.contrast > 0)
 
+    @property
+    def identity(self) -> bool:
+        """Nothing random to do: callers may skip the call."""
+        return not (self.warps or self.flips or self.colour)
+
     def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        x = images.to(torch.float32, copy=True)     # the caller's batch is never modified
-        if not self.spec.train:
-            return x
-        n, device = x.shape[0], x.device
+        n, device = images.shape[0], images.device
         if self.warps:
-            x = self.warp(x, g)
+            x = self.warp(images.float(), g)
         elif self.flips:
-            x = flip_batch(x, flip_signs(n, self.spec.hflip, g, device),
-                           flip_signs(n, self.spec.vflip, g, device))
+            # flip the uint8 copy (a quarter of the bytes), then convert
+            x = flip_batch(images.clone(), flip_signs(n, self.spec.hflip, g, device),
+                           flip_signs(n, self.spec.vflip, g, device)).float()
+        else:
+            x = images.to(torch.float32, copy=True)     # the caller's batch is never modified
         if self.colour:
             x = self.jitter(x, g)
         return x
@@ -151,17 +159,15 @@ class BatchAugment:
         else:
             theta = torch.eye(2, 3, device=device).expand(n, 2, 3)
         # q: where each output pixel lies in the (flipped) crop, inside it when in [-1, 1]
-        qx, qy = affine_coords(theta, h, w)                                # (B, H, W) each
-        scale = torch.stack([hsign * box[:, 2], vsign * box[:, 3]], 1).view(n, 2, 1, 1)
-        centre = box[:, :2].reshape(n, 2, 1, 1)
-        grid = torch.stack([torch.addcmul(centre[:, 0], qx, scale[:, 0]),
-                            torch.addcmul(centre[:, 1], qy, scale[:, 1])], dim=-1)
+        q = affine_coords(theta, h, w)                                      # (B, H, W, 2)
+        scale = torch.stack([hsign * box[:, 2], vsign * box[:, 3]], 1).view(n, 1, 1, 2)
+        grid = torch.addcmul(box[:, :2].reshape(n, 1, 1, 2), q, scale)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
         if has_affine and spec.random_crop:
-            # RandomAffine fills with black what falls outside the crop: send it off the image
-            outside = (qx.abs() > 1) | (qy.abs() > 1)
-            grid.masked_fill_(outside.unsqueeze(-1), 2.0)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
+            # RandomAffine fills with black what falls outside the crop
+            out.mul_((q.abs().amax(-1) <= 1).unsqueeze(1))                  # (B, 1, H, W)
+        return out
 
     def jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Brightness and contrast, in a random order per batch (ColorJitter draws one per call)."""
@@ -183,10 +189,18 @@ def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
     """uint8 or 0..255 float ``(B, 3, H, W)`` -> ``(x - mean) / std`` in the model's layout.
 
     ``mean``/``std`` are ``(1, 3, 1, 1)`` in 0..255 units (``loaders.base.norm_tensors``).  One
-    fused ``x * (1 / std) - mean / std`` pass also does the uint8 -> float conversion, and keeps
-    an NHWC input NHWC.
+    fused ``x * (1 / std) - mean / std`` pass also does the uint8 -> float conversion.
     """
-    x = torch.addcmul(-mean / std, x, 1.0 / std)
+    scale, shift = 1.0 / std, -mean / std
+    b, c, h, w = x.shape
+    if c > 1 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # NHWC: channels are the innermost axis, and broadcasting a size-3 axis there is slow;
+        # as rows (B, H, W*C) against a repeated (W*C,) pattern the inner loop vectorises
+        rows = x.permute(0, 2, 3, 1).reshape(b, h, w * c)
+        out = torch.addcmul(shift.view(c).repeat(w), rows, scale.view(c).repeat(w))
+        x = out.view(b, h, w, c).permute(0, 3, 1, 2)
+    else:
+        x = torch.addcmul(shift, x, scale)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x if dtype == torch.float32 else x.to(dtype)

@@ -30,7 +30,7 @@ from .distributed import (DistInfo, all_reduce_sum, broadcast_flag, cleanup_dist
 from .loop import EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
-from .precision import Precision, create_precision
+from .precision import Precision, amp_is_fast, create_precision
 from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
@@ -265,6 +265,9 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                       f"{len(run.table.train)} train / {len(run.table.val)} val images, "
                       f"{run.table.num_classes} classes -> {run.run_dir}"
                       f"{f' (resumed at epoch {run.start_epoch})' if cfg.resume else ''}")
+    if info.main and cfg.amp and not amp_is_fast(device):
+        console.print("[yellow]note: this CPU has no native bf16 kernels (AVX512-BF16/AMX), so "
+                      "bf16 autocast is emulated and slower than fp32 here; drop --amp[/yellow]")
     row = {}
     try:
         with GracefulStop() as stop:

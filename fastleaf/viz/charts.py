@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .plots import pyplot, save_figure
 from .runs import Run
@@ -27,6 +28,7 @@ def curve_chart(runs: list[Run], key: str, label: str, path: str | Path) -> Path
         best = run.best
         if key in best:
             ax.plot([best["epoch"]], [best[key]], marker="*", markersize=12, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     ax.set_title(f"{label} per epoch (star: best epoch by acc + F1 + kappa)")
@@ -66,6 +68,7 @@ def pairs_chart(pairs: list[dict], path: str | Path, title: str) -> Path:
     ax.barh(np.arange(len(pairs)), [p["count"] for p in pairs], color="tab:red")
     ax.set_yticks(np.arange(len(pairs)), labels, fontsize=7)
     ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("validation images")
     ax.set_title(title if pairs else f"{title}: no mistakes")
     fig.tight_layout()

@@ -112,5 +112,26 @@ def test_cli_reports_bad_data_in_one_line(tmp_path, capsys):
     (tmp_path / "train.csv").write_text("image,label\nimages/0.jpg,a\n../evil.jpg,b\n")
     code = main(["train", "--data", str(tmp_path), "--no-progress"])
     assert code == 2
-    out = capsys.readouterr().out
-    assert "row 3" in out and "escapes" in out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "train.csv line 3 ('../evil.jpg'): image path escapes the data folder" in out
+
+
+def test_bad_rows_stop_training_or_are_skipped(tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    lines = (data / "train.csv").read_text().splitlines()
+    broken = lines[5].split(",")[0]
+    (data / broken).write_bytes((data / broken).read_bytes()[:300])     # truncated JPEG
+    with pytest.raises(Exception, match="line 6"):
+        fit(quick_config(data, tmp_path / "stop"))
+    assert not (tmp_path / "stop" / "best.pt").exists()
+    result = fit(quick_config(data, tmp_path / "skip", skip_bad=True))
+    assert len(load_table_rows(result.run_dir)) == 1
+    bad = (result.run_dir / "bad_rows.csv").read_text()
+    assert broken in bad and ",6," in bad
+
+
+def load_table_rows(run_dir):
+    return list(csv.DictReader(open(run_dir / "metrics.csv")))

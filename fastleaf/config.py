@@ -46,9 +46,9 @@ class TrainConfig:
     mixup: float = 0.0
     mix_prob: float = 1.0
     # speed
-    amp: bool = False
+    amp: bool | None = None            # None: the measured default for the device
     amp_dtype: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: on (measured faster on CPU and GPU)
     compile: bool = False
     device: str = "auto"
     sync_bn: bool = False

@@ -107,3 +107,12 @@ def test_speed_flags_train_and_predict_every_builtin_model(tiny_data, name, size
     logits, labels, _ = predict_logits(model, eval_loader, precision)
     assert logits.shape == (4, 6) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all() and labels.tolist() == samples.labels.tolist()
+
+
+def test_load_mode_times_the_loader_alone(tiny_data):
+    result = run_bench(tiny_settings(tiny_data, modes=("load",),
+                                     loaders=("torchvision", "cache-ram")))
+    assert {(r["mode"], r["loader"]) for r in result.rows} == {
+        ("load", "torchvision"), ("load", "cache-ram")}
+    for row in result.rows:
+        assert row["img_per_s"] > 0 and row["efficiency"] is None

@@ -135,3 +135,15 @@ def test_bad_rows_stop_training_or_are_skipped(tiny_data, tmp_path):
 
 def load_table_rows(run_dir):
     return list(csv.DictReader(open(run_dir / "metrics.csv")))
+
+
+def test_unset_speed_flags_take_the_device_defaults(monkeypatch):
+    from fastleaf.train import precision, trainer
+
+    cpu = torch.device("cpu")
+    for native in (False, True):
+        monkeypatch.setattr(precision, "amp_is_fast", lambda device, native=native: native)
+        cfg = trainer.with_speed_defaults(resolve_config(), cpu)
+        assert (cfg.amp, cfg.channels_last) == (native, True)
+    explicit = trainer.with_speed_defaults(resolve_config(amp=False, channels_last=False), cpu)
+    assert (explicit.amp, explicit.channels_last) == (False, False)

@@ -21,20 +21,13 @@ from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
 from ..utils.console import console
+from ..train.precision import default_speed_flags
 from ..utils.device import resolve_device, seed_everything
 from .report import add_efficiency, device_name
 from .timing import Steps, batch_stream, time_repeats
 
 DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
 DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
-
-
-def native_bf16() -> bool:
-    """Whether oneDNN has bf16 kernels on this CPU (False on AVX2-only machines)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -50,10 +43,9 @@ class Flags:
 
     @classmethod
     def defaults(cls, device: torch.device) -> "Flags":
-        """The measured fastest eager setting (benchmarks/README.md): channels_last always;
-        autocast on CUDA, and on a CPU only with native bf16 kernels (AVX-512 / AMX) -- on an
-        AVX2-only CPU bf16 is emulated and trains several times slower than fp32."""
-        return cls(amp=device.type == "cuda" or native_bf16(), channels_last=True, compile=False)
+        """The measured fastest eager setting, as ``fastleaf train`` picks it (no compile)."""
+        amp, channels_last = default_speed_flags(device)
+        return cls(amp=amp, channels_last=channels_last, compile=False)
 
     def label(self) -> str:
         parts = [n for n, on in (("amp", self.amp), ("cl", self.channels_last),
@@ -118,7 +110,7 @@ class LoaderPool:
 
     def build(self, name: str, mode: str, channels_last: bool):
         s = self.settings
-        spec = AugmentSpec.train_preset(s.img_size, s.augment) if mode == "train" \
+        spec = AugmentSpec.train_preset(s.img_size, s.augment) if mode in ("train", "load") \
             else AugmentSpec.eval_preset(s.img_size)
         options = LoaderOptions(batch_size=s.batch_size, device=self.device,
                                 channels_last=channels_last, workers=workers(s), seed=s.seed)
@@ -170,10 +162,13 @@ def mode_runner(model: nn.Module, mode: str, amp: bool, device: torch.device):
     from ..train.precision import create_precision
 
     precision = create_precision(amp, device)
+    if mode == "load":
+        # the loader alone (training views, batches on the device); the model is not run
+        return lambda steps: sum(1 for _ in steps)
     if mode == "infer":
         return lambda steps: predict_logits(model, steps, precision)
     if mode != "train":
-        raise ValueError(f"unknown bench mode {mode!r}: train or infer")
+        raise ValueError(f"unknown bench mode {mode!r}: train, infer or load")
     # forward + backward + optimizer step, exactly the training loop's step
     optimizer = create_optimizer(model, "adam", 3e-4)
     loss_fn = nn.CrossEntropyLoss()

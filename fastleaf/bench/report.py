@@ -32,7 +32,9 @@ def add_efficiency(rows: list[dict]) -> list[dict]:
                for r in rows if r["loader"] == "synthetic"}
     for row in rows:
         top = ceiling.get(tuple(row[k] for k in CASE_KEYS))
-        row["efficiency"] = round(row["img_per_s"] / top, 3) if top else None
+        # loader-only rows have no compute ceiling to compare with
+        row["efficiency"] = round(row["img_per_s"] / top, 3) if top and row["mode"] != "load" \
+            else None
     return rows
 
 

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to measure")
     g.add_argument("--models", default="cnn,vgg16,resnet18,deit_tiny",
                    help="comma-separated built-in or timm names (cnn,vgg16,resnet18,deit_tiny)")
-    g.add_argument("--modes", default="train,infer", help="train and/or infer (both)")
+    g.add_argument("--modes", default="train,infer", help="train, infer and/or load (the loader alone, "
+                   "training views) (train,infer)")
     g.add_argument("--loaders", default="dali,torchvision,cache-ram,cache-gpu,synthetic",
                    help="loaders to time; those that cannot run here are skipped with the reason")
     g.add_argument("--amp", action=flag,

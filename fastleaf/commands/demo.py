@@ -23,23 +23,20 @@ def run(args: argparse.Namespace) -> int:
     from ..config import resolve_config
     from ..data.synth import make_synthetic
     from ..train.summary import print_summary
-    from ..train.precision import amp_is_fast
     from ..train.trainer import fit
-    from ..utils.device import resolve_device
     from ..utils.console import console
 
     root = Path(args.dir)
     data = make_synthetic(root / "data", num_classes=args.classes, train_per_class=30,
                           test_per_class=4, size=224, seed=0)
     console.print(f"synthetic data set ({args.classes} classes): {data}")
-    # bf16 autocast only where this CPU/GPU runs it natively; channels_last helps everywhere
-    fast_amp = amp_is_fast(resolve_device(args.device))
+    # --amp / --channels-last unset: the trainer picks what is measured fastest on the device
     cfg = resolve_config(data=str(data), model=args.model, epochs=args.epochs, batch_size=32,
-                         lr=1e-3, augment="light", amp=fast_amp, channels_last=True,
+                         lr=1e-3, augment="light",
                          device=args.device, out=str(root / f"{args.model}-demo"))
     result = fit(cfg)
     print_summary(result)
     chance = 1.0 / args.classes
     console.print(f"best accuracy {result.best['acc']:.3f} (chance {chance:.3f}); "
-                  f"next: fastleaf train --data <your Kaggle folder> --model resnet18 --amp")
+                  f"next: fastleaf train --data <your Kaggle folder> --config configs/resnet18.yaml")
     return 0

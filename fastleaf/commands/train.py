@@ -50,9 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mixup", type=float, help="MixUp Beta alpha (0 = off; 0.2 is usual)")
     g.add_argument("--mix-prob", type=float, help="chance a batch is mixed (1.0)")
     g = p.add_argument_group("speed")
-    g.add_argument("--amp", action=flag, help="mixed precision (bf16 on CPU, fp16/bf16 on CUDA)")
+    g.add_argument("--amp", action=flag, help="mixed precision: bf16 on CPU, bf16/fp16 on CUDA "
+                   "(default: on for CUDA and for CPUs with native bf16 kernels)")
     g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
-    g.add_argument("--channels-last", action=flag, help="NHWC memory format")
+    g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
     g.add_argument("--compile", action=flag, help="torch.compile the model")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g = p.add_argument_group("scale and recovery")

@@ -39,6 +39,14 @@ def amp_is_fast(device: torch.device) -> bool:
         return False
 
 
+def default_speed_flags(device: torch.device) -> tuple[bool, bool]:
+    """(amp, channels_last) measured fastest on ``device`` (benchmarks/README.md).
+
+    channels_last always; autocast on CUDA and on CPUs with native bf16 kernels only.
+    """
+    return amp_is_fast(device), True
+
+
 def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -> Precision:
     """``amp_dtype``: auto (bf16 on CPU and on GPUs that have it, else fp16), bf16 or fp16."""
     if not amp:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from .distributed import (DistInfo, all_reduce_sum, broadcast_flag, cleanup_dist
 from .loop import EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
-from .precision import Precision, amp_is_fast, create_precision
+from .precision import Precision, amp_is_fast, create_precision, default_speed_flags
 from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
@@ -250,9 +250,18 @@ def fit(cfg: TrainConfig) -> RunResult:
     """
     info, device_name = init_distributed(cfg.device)
     try:
-        return fit_on(cfg, info, resolve_device(device_name))
+        device = resolve_device(device_name)
+        return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()
+
+
+def with_speed_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """Unset --amp / --channels-last take the measured defaults for ``device``; the saved
+    config then holds what really ran."""
+    amp, channels_last = default_speed_flags(device)
+    return replace(cfg, amp=amp if cfg.amp is None else cfg.amp,
+                   channels_last=channels_last if cfg.channels_last is None else cfg.channels_last)
 
 
 def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:

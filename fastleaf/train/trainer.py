@@ -78,10 +78,13 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, shard: S
         backend, why = resolve_backend(f"cache-{cfg.cache}", device)[0], f"--cache {cfg.cache}"
     else:
         backend, why = resolve_backend(cfg.loader, device)
+    precision = create_precision(cfg.amp, device, cfg.amp_dtype)
+    # on CUDA the loader hands over the autocast dtype directly: half the bytes per batch
+    dtype = precision.dtype if precision.enabled and device.type == "cuda" else torch.float32
     options = LoaderOptions(batch_size=cfg.batch_size, device=device,
                             channels_last=cfg.channels_last,
                             workers=default_workers() if cfg.workers is None else cfg.workers,
-                            seed=cfg.seed, shard=shard)
+                            seed=cfg.seed, shard=shard, dtype=dtype)
     train_spec = AugmentSpec.train_preset(cfg.img_size, cfg.augment)
     eval_spec = AugmentSpec.eval_preset(cfg.img_size)
     train = create_loader(table.train, train_spec, options, backend)

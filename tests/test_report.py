@@ -24,7 +24,8 @@ SCORES = ("acc", "f1_macro", "kappa", "sum", "img_per_s")
 def runs(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     common = dict(data=str(tiny_data), model="cnn", img_size=112, batch_size=16, workers=0,
-                  progress=False, tensorboard=False, augment="light")
+                  progress=False, tensorboard=False, augment="light", amp=False,
+                  channels_last=False)
     fit(resolve_config(out=str(root / "a"), epochs=2, lr=1e-3, **common))
     fit(resolve_config(out=str(root / "b"), epochs=1, seed=1, **common))
     return [root / "a", root / "b"]

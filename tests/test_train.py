@@ -147,3 +147,9 @@ def test_unset_speed_flags_take_the_device_defaults(monkeypatch):
         assert (cfg.amp, cfg.channels_last) == (native, True)
     explicit = trainer.with_speed_defaults(resolve_config(amp=False, channels_last=False), cpu)
     assert (explicit.amp, explicit.channels_last) == (False, False)
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown loader"):
+        fit(quick_config(tiny_data, tmp_path / "never", loader="nope"))
+    assert not (tmp_path / "never").exists()

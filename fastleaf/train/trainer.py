@@ -154,10 +154,6 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     if len(table.val) == 0:
         raise ValueError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
-    if info.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        save_classes(table.classes, run_dir / "classes.json")
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, info.shard)
     model, compiled = build_model(cfg, table.num_classes, device)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
@@ -169,6 +165,10 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
     # DDP wraps last (after compile); evaluation uses the unwrapped view: no collective calls
     train_model = wrap_ddp(compiled, info, device, cfg.sync_bn)
+    if info.main:      # only now: a run that cannot start leaves no folder behind
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        save_classes(table.classes, run_dir / "classes.json")
     recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
                            purge_step=resume["epoch"] + 1 if resume else None) if info.main else None
     run = Run(cfg, info, device, table, run_dir, model, train_model, compiled, train_loader,

@@ -1,8 +1,6 @@
 """Bench output: pipeline efficiency, the rich table, JSON/CSV rows (atomic) and machine facts."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -13,6 +11,7 @@ import torch
 from rich import box
 from rich.table import Table
 
+from ..train.records import write_rows
 from ..utils.atomic import write_text_atomic
 from ..utils.console import console
 
@@ -118,8 +117,4 @@ def write_json(path, rows: list[dict], skipped: dict | None = None,
 def write_csv(path, rows: list[dict]) -> None:
     """One CSV line per row (columns ``ROW_KEYS`` first), written atomically."""
     keys = list(ROW_KEYS) + sorted({k for r in rows for k in r} - set(ROW_KEYS))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+    write_rows(path, keys, rows)

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..utils.atomic import atomic_path
 from .table import DataError, image_path, load_classes, resolve_layout
+from .table import read_frame as read_table_frame
 
 ERROR, WARNING = "error", "warning"
 JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
@@ -142,28 +143,9 @@ class FileInfo:
 def read_frame(csv: Path, columns: tuple[str, ...], required: bool,
                findings: list[Finding]) -> pd.DataFrame | None:
     """The CSV as strings, or None after noting a whole-file problem."""
-    def bad(kind: str, detail: str) -> None:
-        findings.append(finding(kind, ERROR, csv, None, None, detail))
-
-    if not csv.is_file():
-        if required:
-            bad("missing_csv", "file not found")
-        return None
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        bad("empty_csv", f"the file is empty (expected a header {','.join(columns)})")
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        bad("bad_csv", f"not a readable CSV file ({str(err).strip().splitlines()[0]})")
-        return None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        bad("bad_header", f"missing column(s) {missing}; found {list(frame.columns)}")
-        return None
-    if frame.empty:
-        bad("empty_csv", f"header {list(frame.columns)} but no data rows")
-        return None
+    frame, problem = read_table_frame(csv, columns)
+    if problem and (required or problem[0] != "missing_csv"):
+        findings.append(finding(problem[0], ERROR, csv, None, None, problem[1]))
     return frame
 
 

@@ -96,18 +96,31 @@ def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None
     return Layout(root / "train.csv", root / "test.csv", root)
 
 
-def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame:
+def read_frame(path: Path, columns: tuple[str, ...]):
+    """``(frame of strings, None)``, or ``(None, (kind, detail))`` for a whole-file problem.
+
+    Shared by :func:`read_csv` (which raises) and the data check (which collects findings).
+    """
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        return None, ("missing_csv", "file not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (expected a header {','.join(columns)})")
+        return None, ("empty_csv", f"the file is empty (expected a header {','.join(columns)})")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        return None, ("bad_csv", f"not a readable CSV file ({str(err).strip().splitlines()[0]})")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+        return None, ("bad_header", f"missing column(s) {missing}; found {list(frame.columns)}")
     if frame.empty:
-        raise DataError(f"{path}: no data rows")
+        return None, ("empty_csv", f"header {list(frame.columns)} but no data rows")
+    return frame, None
+
+
+def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame:
+    frame, problem = read_frame(path, columns)
+    if problem:
+        raise DataError(f"{path}: {problem[1]}")
     frame = frame.drop(index=sorted(drop_rows))
     if frame.empty:
         raise DataError(f"{path}: every row was dropped as bad")

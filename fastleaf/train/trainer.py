@@ -73,12 +73,12 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     return model, runnable
 
 
-def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, shard: Shard = Shard()):
+def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precision: Precision,
+                  shard: Shard = Shard()):
     if cfg.cache not in (None, "none"):   # a decode-once cache replaces the streaming loader
         backend, why = resolve_backend(f"cache-{cfg.cache}", device)[0], f"--cache {cfg.cache}"
     else:
         backend, why = resolve_backend(cfg.loader, device)
-    precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     # on CUDA the loader hands over the autocast dtype directly: half the bytes per batch
     dtype = precision.dtype if precision.enabled and device.type == "cuda" else torch.float32
     options = LoaderOptions(batch_size=cfg.batch_size, device=device,
@@ -154,12 +154,13 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     if len(table.val) == 0:
         raise ValueError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
-    train_loader, val_loader, backend, why = build_loaders(cfg, table, device, info.shard)
+    precision = create_precision(cfg.amp, device, cfg.amp_dtype)
+    train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,
+                                                           info.shard)
     model, compiled = build_model(cfg, table.num_classes, device)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
                         cfg.plateau_factor, cfg.plateau_patience)
-    precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
                          cfg.label_smoothing, seed=cfg.seed + info.rank)

@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args._argv = argv
     from .utils.console import console
-    from .errors import USER_ERRORS
     from .train.signals import TrainingInterrupted
 
     try:
@@ -40,14 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         console.print(f"[yellow]{err}[/yellow]")
         return err.exit_code
-    except USER_ERRORS as err:
-        if os.environ.get("FASTLEAF_DEBUG"):
-            raise
-        console.print(f"[bold red]error:[/bold red] {err}")
-        return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         return 130
+    except Exception as err:
+        # imported only on failure: the error types pull in torch, which quick commands
+        # (configs, --help) never need
+        from .errors import USER_ERRORS
+
+        if not isinstance(err, USER_ERRORS) or os.environ.get("FASTLEAF_DEBUG"):
+            raise
+        console.print(f"[bold red]error:[/bold red] {err}")
+        return 2
 
 
 if __name__ == "__main__":

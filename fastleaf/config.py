@@ -1,7 +1,8 @@
 """Training configuration: dataclass defaults <- YAML file (``--config``) <- command-line flags.
 
-The resolved configuration is saved in each run folder as ``config.yaml``; YAML files in
-``configs/`` use the same keys as the flags (with underscores).
+The resolved configuration is saved in each run folder as ``config.yaml``. ``--config`` takes a
+built-in recipe name (``fastleaf configs`` lists them; see :mod:`fastleaf.recipes`) or a YAML
+file; either uses the same keys as the flags (with underscores or dashes).
 """
 from __future__ import annotations
 
@@ -71,19 +72,43 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    return parse_yaml(path.read_text(), str(path))
+
+
+def parse_yaml(text: str, label: str) -> dict:
+    """Option values from YAML ``text``; ``label`` names the file in errors."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{label}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of option: value")
-    data = {k.replace("-", "_"): v for k, v in data.items()}
+        raise ValueError(f"{label}: expected a mapping of option: value")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    # a recipe may describe itself; the description is for `fastleaf configs`, not an option
+    data.pop("description", None)
     unknown = sorted(set(data) - KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown option(s) {unknown}")
+        raise ValueError(f"{label}: unknown option(s) {unknown}")
     return data
 
 
+def load_config_source(source: str | Path) -> dict:
+    """Option values of a ``--config`` value: a YAML file, or a built-in recipe's name."""
+    from .recipes import locate_config
+
+    file, note = locate_config(source)
+    if note:
+        from rich.markup import escape
+
+        from .utils.console import console
+
+        console.print(f"[yellow]note: {escape(note)}[/yellow]")
+    return parse_yaml(file.read_text(), str(file))
+
+
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the YAML file, then every override that is not None."""
-    values = load_yaml(config_file) if config_file else {}
+    """Defaults, then the YAML file or built-in recipe, then every override that is not None."""
+    values = load_config_source(config_file) if config_file else {}
     unknown = sorted(set(overrides) - KEYS)
     if unknown:
         raise TypeError(f"unknown option(s) {unknown}")

@@ -20,4 +20,4 @@ def test_every_listed_command_parses_help():
     names = set(parser._subparsers._group_actions[0].choices)
     assert len(names) == len(COMMANDS)
     assert {"train", "tta-predict", "evaluate", "check-data", "bench", "report", "viz", "synth",
-            "demo", "data-summary"} <= names
+            "demo", "data-summary", "configs", "doctor"} <= names

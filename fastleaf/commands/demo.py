@@ -38,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
     print_summary(result)
     chance = 1.0 / args.classes
     console.print(f"best accuracy {result.best['acc']:.3f} (chance {chance:.3f}); "
-                  f"next: fastleaf train --data <your Kaggle folder> --config configs/resnet18.yaml")
+                  f"next: fastleaf train --data <your Kaggle folder> --config resnet18 "
+                  f"(fastleaf configs lists the recipes)")
     return 0

@@ -11,7 +11,8 @@ HELP = "train a model on Classify Leaves data and write a run folder"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # every flag defaults to None so that --config values apply unless a flag is given
     flag = argparse.BooleanOptionalAction
-    p.add_argument("--config", help="YAML file of options (configs/*.yaml); flags override it")
+    p.add_argument("--config", help="a built-in recipe (fastleaf configs lists them) or a YAML "
+                   "file of options; flags override it")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
                    "default: references/*.csv with images under data/")

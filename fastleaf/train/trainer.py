@@ -2,7 +2,7 @@
 
     from fastleaf.config import resolve_config
     from fastleaf.train.trainer import fit
-    result = fit(resolve_config("configs/cnn.yaml", data="data/classify-leaves", epochs=2))
+    result = fit(resolve_config("cnn", data="data/classify-leaves", epochs=2))
 """
 from __future__ import annotations
 

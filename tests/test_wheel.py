@@ -1,0 +1,96 @@
+"""The built distribution works on its own: sdist + wheel from `python -m build`, the wheel
+installed into a bare folder, and the CLI run from an unrelated folder with only that copy."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# what a build reads; copied so the build's egg-info and build/ never land in the checkout
+SOURCE = ("pyproject.toml", "README.md", "MANIFEST.in", "fastleaf", "tests", "benchmarks")
+RECIPES = {"cnn", "vgg16", "resnet18", "deit_tiny", "kaggle_resnet50"}
+
+
+def build_dists(out: Path) -> tuple[Path, Path]:
+    """(sdist, wheel); the wheel is built from the sdist, as pip would build it from PyPI."""
+    src = out / "src"
+    src.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in SOURCE:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=ignore)
+        elif (REPO / name).is_file():
+            shutil.copy2(REPO / name, src / name)
+    # --no-isolation: build with the installed setuptools (the dev extra), so no network
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                    str(out / "dist"), str(src)], check=True, capture_output=True, text=True)
+    (sdist,), (wheel,) = (out / "dist").glob("*.tar.gz"), (out / "dist").glob("*.whl")
+    return sdist, wheel
+
+
+def installed_copy(wheel: Path, target: Path, cwd: Path):
+    """A runner for commands that see only the wheel installed into ``target``."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile",
+                    "--disable-pip-version-check", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, text=True)
+    # PYTHONPATH replaced, not extended: the checkout must not be importable
+    env = {**os.environ, "PYTHONPATH": str(target), "FASTLEAF_DEBUG": "1"}
+
+    def run(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    return run
+
+
+@pytest.mark.slow
+def test_wheel_installed_elsewhere_lists_shows_and_trains(tmp_path, tiny_data):
+    sdist, wheel = build_dists(tmp_path / "build")
+    with tarfile.open(sdist) as tar:
+        in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    assert {"tests/test_wheel.py", "tests/conftest.py", "fastleaf/configs/cnn.yaml"} <= in_sdist
+    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"fastleaf/configs/{name}.yaml" for name in RECIPES} <= in_wheel
+    assert not any(name.startswith("tests/") for name in in_wheel)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    target = tmp_path / "site"
+    run = installed_copy(wheel, target, work)
+    imported = run(sys.executable, "-c", "import fastleaf; print(fastleaf.__file__)")
+    assert Path(imported.strip()).is_relative_to(target)
+
+    def fastleaf(*args: str) -> str:
+        return run(sys.executable, "-m", "fastleaf", *args)
+
+    from importlib.metadata import version
+    # the console script pip wrote, and the version from the installed metadata
+    assert run(str(target / "bin" / "fastleaf"), "--version").split() == \
+        ["fastleaf", version("fastleaf")]
+    listing = fastleaf("configs")
+    assert RECIPES <= {line.split()[0] for line in listing.splitlines() if line.strip()}
+    shown = yaml.safe_load(fastleaf("configs", "show", "cnn"))
+    assert shown["model"] == "cnn" and shown["epochs"] == 20
+
+    out = work / "run"
+    fastleaf("train", "--data", str(tiny_data), "--config", "cnn", "--epochs", "1", "--img-size", "112",
+        "--batch-size", "16", "--device", "cpu", "--workers", "0", "--no-tensorboard",
+        "--no-progress", "--out", str(out))
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["model"], saved["optimizer"], saved["scheduler"], saved["epochs"]) == \
+        ("cnn", "adam", "plateau", 1)
+    assert (out / "best.pt").is_file() and (out / "metrics.csv").is_file()
+
+    report = fastleaf("doctor")
+    assert str(target) in report     # doctor names the copy of fastleaf it runs from
+    for item in ("torch", "albumentations", "native bf16", "loader", "AMP", "workers"):
+        assert f"  {item} " in report

@@ -90,7 +90,3 @@ def test_wheel_installed_elsewhere_lists_shows_and_trains(tmp_path, tiny_data):
         ("cnn", "adam", "plateau", 1)
     assert (out / "best.pt").is_file() and (out / "metrics.csv").is_file()
 
-    report = fastleaf("doctor")
-    assert str(target) in report     # doctor names the copy of fastleaf it runs from
-    for item in ("torch", "albumentations", "native bf16", "loader", "AMP", "workers"):
-        assert f"  {item} " in report

@@ -168,7 +168,7 @@ def default_rows() -> list[Row]:
         Row("defaults", "AMP", create_precision(cfg.amp, device, cfg.amp_dtype).name
             if cfg.amp else "off (fp32)", amp_why),
         Row("defaults", "channels_last", "on" if cfg.channels_last else "off",
-            "NHWC measured faster on CPU and GPU (benchmarks/README.md)"),
+            "NHWC measured faster on CPU and GPU"),
         Row("defaults", "compile", "on" if cfg.compile else "off",
             "--compile opts in: compiling costs tens of seconds"),
         Row("defaults", "workers", str(workers), f"loader processes: one per core, at most "

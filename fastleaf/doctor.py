@@ -66,8 +66,18 @@ def library_rows() -> list[Row]:
 
     rows = [Row("libraries", "python", platform.python_version(), sys.executable),
             Row("libraries", "fastleaf", __version__, str(Path(__file__).parent))]
-    return rows + [dali_row() if name == "DALI" else library_row(name, name)
-                   for name in LIBRARIES]
+    for name in LIBRARIES:
+        if name != "DALI":
+            rows.append(library_row(name, name))
+        elif torch_usable(rows):     # the loader module that tests DALI needs torch itself
+            rows.append(dali_row())
+        else:
+            rows.append(Row("libraries", "DALI", "not checked", "needs torch"))
+    return rows
+
+
+def torch_usable(rows: list[Row]) -> bool:
+    return any(row.item == "torch" and row.value != "not usable" for row in rows)
 
 
 def cuda_rows() -> list[Row]:
@@ -179,8 +189,11 @@ def default_rows() -> list[Row]:
 
 def collect(cpuinfo: str | None = None) -> list[Row]:
     """Every row of the report; ``cpuinfo`` defaults to this machine's /proc/cpuinfo."""
-    return (library_rows() + cuda_rows() + cpu_rows(read_cpuinfo() if cpuinfo is None else cpuinfo)
-            + default_rows())
+    rows = library_rows()
+    if not torch_usable(rows):    # still worth printing: the torch row says what is wrong
+        return rows + [Row("defaults", "training", "impossible here", "torch does not import")]
+    return rows + cuda_rows() + cpu_rows(read_cpuinfo() if cpuinfo is None else cpuinfo) \
+        + default_rows()
 
 
 def render(rows: list[Row]) -> str:

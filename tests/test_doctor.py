@@ -59,6 +59,23 @@ def test_a_library_that_does_not_import_says_why(monkeypatch):
     assert row.why.startswith("ModuleNotFoundError") and "fastleaf_no_such_module" in row.why
 
 
+def test_without_torch_the_report_still_prints_and_says_so(monkeypatch):
+    real = doctor.library_row
+
+    def no_torch(label, module_name):
+        if module_name == "torch":
+            return doctor.Row("libraries", "torch", "not usable", "ImportError: libtorch.so")
+        return real(label, module_name)
+
+    monkeypatch.setattr(doctor, "library_row", no_torch)
+    rows = rows_by_item(doctor.collect(CPUINFO))
+    assert rows[("libraries", "torch")].why == "ImportError: libtorch.so"
+    assert rows[("libraries", "DALI")].value == "not checked"
+    assert rows[("defaults", "training")].why == "torch does not import"
+    assert ("cuda", "devices") not in rows
+    assert "ImportError: libtorch.so" in doctor.render(list(rows.values()))
+
+
 def test_doctor_command_prints_every_section(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out

@@ -16,9 +16,10 @@ import yaml
 class TrainConfig:
     # data
     data: str | None = None
-    val_fraction: float = 0.2
+    val_fraction: float = 0.2     # 0: a final fit on every row, no validation
     fold: int | None = None
     folds: int | None = None
+    group_near_duplicates: bool = True   # folds keep visually identical images together
     img_size: int = 224
     augment: str = "kaggle"
     loader: str = "auto"
@@ -46,6 +47,9 @@ class TrainConfig:
     cutmix: float = 0.0
     mixup: float = 0.0
     mix_prob: float = 1.0
+    # checkpoint choice
+    eval_metric: str = "sum"      # acc, f1_macro, kappa or sum picks best.pt (Kaggle: acc)
+    keep_top: int = 0             # also keep the K best epochs' weights (for averaging)
     # speed
     amp: bool | None = None            # None: the measured default for the device
     amp_dtype: str = "auto"

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="expected image side in pixels (default: the most common size)")
     p.add_argument("--out", metavar="FILE", help="write every finding to this CSV")
     p.add_argument("--max-lines", type=int, default=50, help="findings shown in the table (50)")
+    p.add_argument("--near-duplicates", action="store_true",
+                   help="also find visually identical images (perceptual hash): train pairs "
+                        "with conflicting labels, train copies, test copies of train images")
+    p.add_argument("--max-distance", type=int, default=None, metavar="BITS",
+                   help="hash bits (of 256) two near-copies may differ in (16)")
+    p.add_argument("--pairs-out", metavar="FILE", help="write every near-duplicate pair to CSV")
 
 
 def load_class_file(path: str | Path) -> list[str]:
@@ -83,4 +89,26 @@ def run(args: argparse.Namespace) -> int:
     print_report(report, args.max_lines)
     if args.out:
         console.print(f"findings written to {report.write_csv(args.out)}")
+    if args.near_duplicates:
+        print_near_duplicates(args, args.max_lines)
     return 0 if report.ok else 1
+
+
+def print_near_duplicates(args: argparse.Namespace, max_lines: int) -> None:
+    """Near-duplicate pairs, conflicting labels first, and a one-line count per kind."""
+    from ..data.dedup import KINDS, MAX_DISTANCE, find_near_duplicates
+    from ..utils.console import console
+
+    found = find_near_duplicates(args.data, MAX_DISTANCE if args.max_distance is None
+                                 else args.max_distance, workers=args.workers)
+    for pair in found.frame.head(max_lines).itertuples():
+        style = "bold red" if pair.kind == "conflicting_labels" else "yellow"
+        b_label = f" ({pair.b_label})" if pair.b_label else ""
+        console.print(f"[{style}]{pair.kind}[/]: {pair.b_csv} line {pair.b_line} "
+                      f"{pair.b_image}{b_label} = {pair.a_csv} line {pair.a_line} {pair.a_image} "
+                      f"({pair.a_label}); {pair.distance} bits apart", soft_wrap=True)
+    counts = ", ".join(f"{len(found.of_kind(k))} {k}" for k in KINDS)
+    console.print(f"near-duplicates among {found.images} images (pHash, <= {found.max_distance} "
+                  f"of 256 bits): {counts}", soft_wrap=True)
+    if args.pairs_out:
+        console.print(f"pairs written to {found.write_csv(args.pairs_out)}")

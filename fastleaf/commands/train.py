@@ -16,8 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
                    "default: references/*.csv with images under data/")
-    g.add_argument("--val-fraction", type=float, help="validation share per class (0.2)")
-    g.add_argument("--folds", type=int, help="stratified folds; validate on --fold")
+    g.add_argument("--val-fraction", type=float, help="validation share per class (0.2); "
+                   "0 trains on every row with no validation (a final fit: best.pt = last epoch)")
+    g.add_argument("--folds", type=int, help="stratified folds; validate on --fold, or without "
+                   "--fold train every fold and write out-of-fold predictions (oof.csv)")
+    g.add_argument("--group-near-duplicates", action=flag,
+                   help="with --folds, keep visually identical images in one fold (on)")
     g.add_argument("--fold", type=int, help="which fold validates (0-based)")
     g.add_argument("--img-size", type=int, help="model input side in pixels (224)")
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
@@ -50,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CutMix Beta alpha on the device batch (0 = off; 1.0 is usual)")
     g.add_argument("--mixup", type=float, help="MixUp Beta alpha (0 = off; 0.2 is usual)")
     g.add_argument("--mix-prob", type=float, help="chance a batch is mixed (1.0)")
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--eval-metric", choices=["acc", "f1_macro", "kappa", "sum"],
+                   help="validation metric that picks best.pt (sum, as the paper; Kaggle "
+                        "scores acc)")
+    g.add_argument("--keep-top", type=int, metavar="K",
+                   help="also keep the K best epochs under top/ (for average-checkpoints)")
     g = p.add_argument_group("speed")
     g.add_argument("--amp", action=flag, help="mixed precision: bf16 on CPU, bf16/fp16 on CUDA "
                    "(default: on for CUDA and for CPUs with native bf16 kernels)")

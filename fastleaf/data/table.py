@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 UNLABELLED = -1
+PSEUDO = "pseudo"        # train.csv ``source`` of pseudo-labelled rows: they never validate
+POINTER = "data.yaml"    # optional: ``image_root: FOLDER`` the image paths are relative to
 
 
 class DataError(ValueError):
@@ -71,6 +73,7 @@ class Table:
     val: Samples
     test: Samples | None
     all_train: Samples
+    pseudo_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def num_classes(self) -> int:
@@ -93,7 +96,33 @@ def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
-    return Layout(root / "train.csv", root / "test.csv", root)
+    return Layout(root / "train.csv", root / "test.csv", pointed_image_root(root))
+
+
+def pointed_image_root(root: Path) -> Path:
+    """``root``, or the folder that ``root/data.yaml``'s ``image_root`` names.
+
+    A derived data folder (``fastleaf pseudo-label``) holds only CSVs and this pointer; its
+    image entries stay relative to the original folder and must stay inside it, exactly as
+    in the original.  A relative ``image_root`` is relative to ``root``.
+    """
+    pointer = root / POINTER
+    if not pointer.is_file():
+        return root
+    import yaml
+
+    try:
+        data = yaml.safe_load(pointer.read_text())
+    except yaml.YAMLError as err:
+        raise DataError(f"{pointer}: not readable YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("image_root"), str):
+        raise DataError(f"{pointer}: expected a line 'image_root: FOLDER' (the folder the "
+                        f"CSV image paths are relative to)")
+    target = Path(data["image_root"]).expanduser()
+    target = target if target.is_absolute() else root / target
+    if not target.is_dir():
+        raise DataError(f"{pointer}: image_root {target} is not a folder")
+    return target
 
 
 def read_frame(path: Path, columns: tuple[str, ...]):
@@ -165,13 +194,42 @@ def split_indices(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[n
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) row indices of stratified fold ``fold`` of ``folds`` (scikit-learn)."""
+def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int,
+                 groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) row indices of stratified fold ``fold`` of ``folds`` (scikit-learn).
+
+    ``groups`` (one id per row) keeps rows of a group in one fold (``StratifiedGroupKFold``);
+    without any group of two or more rows the plain stratified folds are used, so data with
+    no near-copies keeps the folds it always had.
+    """
     if folds < 2 or not 0 <= fold < folds:
         raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    train, val = list(splitter.split(np.zeros(len(labels)), labels))[fold]
+    if groups is not None and len(np.unique(groups)) < len(groups):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        train, val = list(splitter.split(np.zeros(len(labels)), labels, groups))[fold]
+    else:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        train, val = list(splitter.split(np.zeros(len(labels)), labels))[fold]
     return np.sort(train), np.sort(val)
+
+
+def split_rows(labels: np.ndarray, pseudo: np.ndarray, *, val_fraction: float, seed: int,
+               fold: int | None, folds: int | None,
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions.  Pseudo-labelled rows only ever train, so validation scores
+    real labels; the split of the other rows is the one they would have without them.  With
+    ``groups``, no training row is a near-copy of a validation row."""
+    real = np.flatnonzero(~pseudo)
+    if folds:
+        train, val = fold_indices(labels[real], fold or 0, folds, seed,
+                                  None if groups is None else groups[real])
+    else:
+        train, val = split_indices(labels[real], val_fraction, seed)
+    train, val = real[train], real[val]
+    train = np.sort(np.concatenate([train, np.flatnonzero(pseudo)]))
+    if groups is not None:
+        train = train[~np.isin(groups[train], groups[val])]
+    return train, val
 
 
 def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layout: Layout,
@@ -184,7 +242,8 @@ def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layou
 
 def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
                folds: int | None = None, classes: list[str] | None = None,
-               project_root: Path | None = None, drop_rows=()) -> Table:
+               project_root: Path | None = None, drop_rows=(),
+               group_near_duplicates: bool = False) -> Table:
     """Read train.csv (and test.csv when present) into a :class:`Table`.
 
     Args:
@@ -194,6 +253,8 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         fold, folds: use stratified fold ``fold`` of ``folds`` as the validation split.
         classes: a fixed class list (e.g. from a checkpoint); unknown labels are refused.
         drop_rows: 0-based train.csv data rows to leave out (``--skip-bad``).
+        group_near_duplicates: with ``folds``, keep near-identical images (perceptual hash,
+            :mod:`fastleaf.data.dedup`) in one fold.
     """
     layout = resolve_layout(data_dir, project_root)
     frame = read_csv(layout.train_csv, ("image", "label"), drop_rows)
@@ -202,10 +263,15 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
     except DataError as err:
         raise DataError(f"{layout.train_csv} {err}") from None
     everything = samples_from_frame("all", frame, labels, layout, layout.train_csv)
-    if folds:
-        train_idx, val_idx = fold_indices(labels, fold or 0, folds, seed)
-    else:
-        train_idx, val_idx = split_indices(labels, val_fraction, seed)
+    pseudo = (frame["source"].str.strip() == PSEUDO).to_numpy() if "source" in frame.columns \
+        else np.zeros(len(frame), dtype=bool)
+    groups = None
+    if folds and group_near_duplicates:
+        from .dedup import near_duplicate_groups
+
+        groups = near_duplicate_groups(everything.paths)
+    train_idx, val_idx = split_rows(labels, pseudo, val_fraction=val_fraction, seed=seed,
+                                    fold=fold, folds=folds, groups=groups)
     test = None
     if layout.test_csv.is_file():
         test_frame = read_csv(layout.test_csv, ("image",))
@@ -213,7 +279,7 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
                                   np.full(len(test_frame), UNLABELLED, dtype=np.int64),
                                   layout, layout.test_csv)
     return Table(layout, classes, everything.subset(train_idx, "train"),
-                 everything.subset(val_idx, "val"), test, everything)
+                 everything.subset(val_idx, "val"), test, everything, everything.rows[pseudo])
 
 
 def save_classes(classes: list[str], path: Path) -> None:

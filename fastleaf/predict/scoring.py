@@ -53,17 +53,20 @@ def split_key(member: Member, data_dir) -> tuple:
     folds = c.get("folds")
     data = str(data_dir if data_dir is not None else c.get("data"))
     if folds:
-        return (data, None, int(c.get("seed", 0)), int(c.get("fold") or 0), int(folds))
-    return (data, float(c.get("val_fraction", 0.2)), int(c.get("seed", 0)), None, None)
+        # runs saved before near-duplicate grouping existed were split without it
+        grouped = bool(c.get("group_near_duplicates", False))
+        return (data, None, int(c.get("seed", 0)), int(c.get("fold") or 0), int(folds), grouped)
+    return (data, float(c.get("val_fraction", 0.2)), int(c.get("seed", 0)), None, None, False)
 
 
 def run_val_samples(key: tuple, classes: list[str]) -> Samples:
     """The validation split a run trained with, rebuilt from its split key."""
-    data, val_fraction, seed, fold, folds = key
+    data, val_fraction, seed, fold, folds, grouped = key
     data = None if data == "None" else data
     try:
         table = load_table(data, val_fraction=val_fraction if val_fraction is not None else 0.2,
-                           seed=seed, fold=fold, folds=folds, classes=classes)
+                           seed=seed, fold=fold, folds=folds, classes=classes,
+                           group_near_duplicates=grouped)
     except DataError as err:
         raise DataError(f"{err} (the run's data folder; pass --data to point elsewhere)") from None
     return table.val

@@ -34,6 +34,7 @@ from .precision import Precision, amp_is_fast, create_precision, default_speed_f
 from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
+from .topk import check_metric, update_top
 
 
 @dataclass
@@ -88,7 +89,8 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     train_spec = AugmentSpec.train_preset(cfg.img_size, cfg.augment)
     eval_spec = AugmentSpec.eval_preset(cfg.img_size)
     train = create_loader(table.train, train_spec, options, backend)
-    val = create_loader(table.val, eval_spec, options, backend)
+    # a final fit (--val-fraction 0) has no validation rows and no validation loader
+    val = create_loader(table.val, eval_spec, options, backend) if len(table.val) else None
     return train, val, backend, why
 
 
@@ -143,6 +145,7 @@ class Run:
 
 def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
     seed_everything(cfg.seed)
+    check_metric(cfg.eval_metric)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     drop = set()
     if cfg.check_data:
@@ -150,8 +153,9 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
         drop = preflight(cfg.data, skip_bad=cfg.skip_bad, run_dir=run_dir if info.main else None,
                          quiet=not info.main)
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
-                       folds=cfg.folds, drop_rows=drop)
-    if len(table.val) == 0:
+                       folds=cfg.folds, drop_rows=drop,
+                       group_near_duplicates=cfg.group_near_duplicates)
+    if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
         raise ValueError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
@@ -218,8 +222,14 @@ def train_epoch(run: Run, epoch: int, stop) -> EpochStats:
     return EpochStats(loss_sum / max(images, 1), int(images), seconds / run.info.world)
 
 
+NO_VALIDATION = {"acc": float("nan"), "f1_macro": float("nan"), "kappa": float("nan"),
+                 "sum": float("nan")}
+
+
 def validate(run: Run) -> tuple[float, dict, float]:
     """(val loss, metrics, img/s) over the whole validation split, gathered across ranks."""
+    if run.val_loader is None:
+        return float("nan"), dict(NO_VALIDATION), 0.0
     sync_buffers(run.model, run.info)      # evaluate rank 0's weights on every shard
     logits, labels, rate = predict_logits(run.eval_model, run.val_loader, run.precision)
     logits = gather_in_rank_order(logits, run.info)
@@ -231,9 +241,11 @@ def validate(run: Run) -> tuple[float, dict, float]:
 
 def save_epoch(run: Run, epoch: int, row: dict, interrupted: bool = False) -> bool:
     """Record the epoch and write checkpoints (rank 0); returns whether it is the best."""
-    is_best = not interrupted and row["sum"] > run.best_score
+    # without validation the latest epoch is the result: its number is its score
+    score = float(epoch) if run.val_loader is None else row.get(run.cfg.eval_metric, 0.0)
+    is_best = not interrupted and score > run.best_score
     if is_best:
-        run.best_score, run.best_epoch, run.best_row = row["sum"], epoch, row
+        run.best_score, run.best_epoch, run.best_row = score, epoch, row
     if not run.info.main:
         return is_best
     cfg, classes = run.cfg, run.table.classes
@@ -242,6 +254,10 @@ def save_epoch(run: Run, epoch: int, row: dict, interrupted: bool = False) -> bo
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
             cfg, run.model, classes, epoch, row, run.best_score))
+    if cfg.keep_top and not interrupted:
+        update_top(run.run_dir, cfg.keep_top, epoch, score,
+                   "epoch" if run.val_loader is None else cfg.eval_metric,
+                   checkpoint_state(cfg, run.model, classes, epoch, row, score))
     save_checkpoint(run.run_dir / "last.pt", checkpoint_state(
         cfg, run.model, classes, epoch, row, run.best_score, training_state(run)))
     return is_best
@@ -278,6 +294,9 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                       f"{len(run.table.train)} train / {len(run.table.val)} val images, "
                       f"{run.table.num_classes} classes -> {run.run_dir}"
                       f"{f' (resumed at epoch {run.start_epoch})' if cfg.resume else ''}")
+    if info.main and run.val_loader is None:
+        console.print("[yellow]final fit (--val-fraction 0): every row trains, no validation "
+                      "runs; best.pt is the last finished epoch[/yellow]")
     if info.main and cfg.amp and not amp_is_fast(device):
         console.print("[yellow]note: this CPU has no native bf16 kernels (AVX512-BF16/AMX), so "
                       "bf16 autocast is emulated and slower than fp32 here; drop --amp[/yellow]")
@@ -295,7 +314,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                         f"with: fastleaf train --resume {run.run_dir}", stop.exit_code)
                 val_loss, metrics, val_rate = validate(run)
                 lr = run.schedule.lr
-                run.schedule.step(epoch, val_loss)
+                # with no validation, the plateau schedule watches the training loss
+                run.schedule.step(epoch, stats.loss if run.val_loader is None else val_loss)
                 row = {"epoch": epoch, "train_loss": stats.loss, "val_loss": val_loss, **metrics,
                        "img_per_s": stats.img_per_s, "val_img_per_s": val_rate, "lr": lr,
                        "time_s": time.perf_counter() - start}

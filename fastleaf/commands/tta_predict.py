@@ -9,12 +9,13 @@ TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (
 HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
 
 
-def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool) -> None:
+def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
+                             checkpoint_required: bool = True) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
     from ..predict import DEFAULT_CROP_FRACTION
 
     flag = argparse.BooleanOptionalAction
-    p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
+    p.add_argument("--checkpoint", action="append", required=checkpoint_required, metavar="PATH",
                    help="best.pt, a run folder, or a folder of fold runs (repeatable)")
     p.add_argument("--weights", help="comma-separated weights, one per --checkpoint "
                    "(or one per checkpoint file); default equal")
@@ -53,16 +54,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
     p.add_argument("--out", default="submission.csv", help="submission file (submission.csv)")
     p.add_argument("--save-probs", metavar="FILE",
-                   help="also save the averaged probabilities (.npy or .csv) for stacking")
-    add_prediction_arguments(p, inherit=False)
+                   help="also save the averaged probabilities (.npy or .csv) for stacking; "
+                        "the .npy has the layout of a k-fold run's oof_probs.npy")
+    p.add_argument("--blend", metavar="FILE", help="blend.json from fastleaf blend: every fold "
+                   "model of every member (instead of --checkpoint)")
+    add_prediction_arguments(p, inherit=False, checkpoint_required=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predict.runner import tta_predict
     from ..utils.console import console
 
-    result = tta_predict(args.data, args.checkpoint, out=args.out, weights=args.weights,
-                         settings=settings_from_args(args), save_probs=args.save_probs)
+    result = tta_predict(args.data, args.checkpoint or [], out=args.out, weights=args.weights,
+                         settings=settings_from_args(args), save_probs=args.save_probs,
+                         blend=args.blend)
     out = result.output
     for how in dict.fromkeys(out.how):
         console.print(how)

@@ -76,6 +76,14 @@ def image_hashes(paths, hash_size: int = HASH_SIZE,
     return hashes, readable
 
 
+def popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 (numpy >= 2 has it built in; older numpy counts bytes)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words)
+    as_bytes = np.unpackbits(words.view(np.uint8), axis=-1)
+    return as_bytes.reshape(*words.shape, 64).sum(-1)
+
+
 def near_pairs(hashes: np.ndarray, max_distance: int = MAX_DISTANCE,
                readable: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
     """``(P, 3)`` int64 rows ``(i, j, distance)`` with ``i < j`` and distance <= ``max_distance``.
@@ -88,7 +96,7 @@ def near_pairs(hashes: np.ndarray, max_distance: int = MAX_DISTANCE,
     out = []
     for start in range(0, n, chunk):
         block = hashes[start:start + chunk]                               # (B, W)
-        dist = np.bitwise_count(block[:, None, :] ^ hashes[None, :, :]).sum(-1)   # (B, N)
+        dist = popcount(block[:, None, :] ^ hashes[None, :, :]).sum(-1)   # (B, N)
         i, j = np.nonzero(dist <= max_distance)
         i = i + start
         keep = (i < j) & readable[i] & readable[j]

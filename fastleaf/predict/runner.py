@@ -41,7 +41,8 @@ def read_test_samples(data_dir=None) -> Samples:
 
 def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path = "submission.csv",
                 weights=None, settings: PredictSettings | None = None,
-                save_probs: str | Path | None = None) -> PredictResult:
+                save_probs: str | Path | None = None,
+                blend: str | Path | None = None) -> PredictResult:
     """Predict every test.csv row and write the submission (and optionally the probabilities).
 
     Args:
@@ -51,15 +52,27 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
         weights: per-checkpoint weights (``"1,2"`` or a list), see ``load_members``.
         settings: TTA, batch size, device, precision, loader.
         save_probs: also write the averaged probabilities (``.npy`` or ``.csv``).
+        blend: a ``blend.json`` (``fastleaf blend``) instead of ``checkpoints``: every fold
+            model of every member, weighted as the blend says.
     Returns:
         a :class:`PredictResult` with the path, row count and img/s.
     """
     settings = settings or PredictSettings()
     if save_probs:
         probs_format(save_probs)
-    members = load_members(checkpoints, weights)
+    if blend is not None and (checkpoints or weights):
+        raise ValueError("--blend names its own checkpoints and weights; drop --checkpoint "
+                         "and --weights")
+    if blend is None and not checkpoints:
+        raise ValueError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
     samples = read_test_samples(data_dir)
-    output = ensemble_probs(members, samples, settings)[settings.tta]
+    if blend is not None:
+        from .blend import blend_ensemble
+
+        members, output = blend_ensemble(blend, samples, settings)
+    else:
+        members = load_members(checkpoints, weights)
+        output = ensemble_probs(members, samples, settings)[settings.tta]
     classes = members[0].classes
     predicted = output.probs.argmax(-1).numpy()
     labels = [classes[i] for i in predicted]

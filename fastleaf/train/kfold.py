@@ -1,11 +1,14 @@
 """k-fold training: one model per stratified fold, then the mean ± std of the folds' best rows.
 
     fastleaf train --data data/classify-leaves --folds 5 --out runs/kfold
-    # -> runs/kfold/fold0 .. fold4 (each a run folder with best.pt), runs/kfold/folds.csv
+    # -> runs/kfold/fold0 .. fold4 (each a run folder with best.pt), runs/kfold/folds.csv,
+    #    runs/kfold/oof.csv + oof_probs.npy (every training row predicted by the fold that
+    #    held it out) and the CV accuracy / F1 / kappa over all rows (fastleaf.train.oof)
     fastleaf tta-predict --data data/classify-leaves --checkpoint runs/kfold --tta flips
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +19,7 @@ from rich.table import Table
 
 from ..config import TrainConfig
 from ..utils.console import console
+from .oof import OutOfFold, predict_out_of_fold, write_out_of_fold
 from .records import write_rows
 from .trainer import RunResult, fit
 
@@ -29,6 +33,7 @@ class FoldsResult:
     runs: list[RunResult]
     mean: dict[str, float]
     std: dict[str, float]
+    oof: OutOfFold | None = None
 
     @property
     def folds_csv(self) -> Path:
@@ -56,9 +61,11 @@ def summarise(rows: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
     return dict(zip(FOLD_METRICS, mean.tolist())), dict(zip(FOLD_METRICS, std.tolist()))
 
 
-def write_folds_csv(path: Path, rows: list[dict], mean: dict, std: dict) -> None:
-    """One row per fold, then ``mean`` and ``std`` rows (atomic rewrite)."""
+def write_folds_csv(path: Path, rows: list[dict], mean: dict, std: dict,
+                    oof: dict | None = None) -> None:
+    """One row per fold, then ``mean`` and ``std`` rows, then the out-of-fold ``cv`` row."""
     extra = [{"fold": "mean", **mean}, {"fold": "std", **std}]
+    extra += [{"fold": "cv", **oof}] if oof else []
     write_rows(path, FOLD_COLUMNS, rows + extra)
 
 
@@ -74,6 +81,11 @@ def print_folds(result: FoldsResult) -> None:
                                       for m in FOLD_METRICS), style="bold")
     console.print(table)
     console.print(f"fold table: {result.folds_csv}")
+    if result.oof is not None:
+        m = result.oof.metrics
+        console.print(f"[bold]out-of-fold CV over {len(result.oof.frame)} rows: acc "
+                      f"{m['acc']:.4f}  f1 {m['f1_macro']:.4f}  kappa {m['kappa']:.4f}  "
+                      f"sum {m['sum']:.4f}[/bold] -> {result.out_dir / 'oof.csv'}")
 
 
 def fit_folds(cfg: TrainConfig, fit_fn: Callable[[TrainConfig], RunResult] = fit) -> FoldsResult:
@@ -96,4 +108,9 @@ def fit_folds(cfg: TrainConfig, fit_fn: Callable[[TrainConfig], RunResult] = fit
         rows = fold_rows(runs)
         mean, std = summarise(rows)
         write_folds_csv(out_dir / "folds.csv", rows, mean, std)
-    return FoldsResult(out_dir, runs, mean, std)
+    if int(os.environ.get("RANK", "0")) != 0:      # under torchrun rank 0 writes the results
+        return FoldsResult(out_dir, runs, mean, std)
+    oof = predict_out_of_fold(cfg, [r.run_dir for r in runs])
+    write_out_of_fold(out_dir, oof)
+    write_folds_csv(out_dir / "folds.csv", rows, mean, std, oof.metrics)
+    return FoldsResult(out_dir, runs, mean, std, oof)

@@ -85,13 +85,14 @@ def popcount(words: np.ndarray) -> np.ndarray:
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int = MAX_DISTANCE,
-               readable: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
+               readable: np.ndarray | None = None) -> np.ndarray:
     """``(P, 3)`` int64 rows ``(i, j, distance)`` with ``i < j`` and distance <= ``max_distance``.
 
-    Every pair is compared (N^2 / 2 popcounts in blocks of ``chunk`` rows): 27k images take
+    Every pair is compared (N^2 popcounts in blocks of about 4M words): 27k images take
     seconds, and no approximate index can miss a pair.
     """
     n = len(hashes)
+    chunk = max(1, 4_000_000 // max(1, n * hashes.shape[1]))
     readable = np.ones(n, dtype=bool) if readable is None else readable
     out = []
     for start in range(0, n, chunk):

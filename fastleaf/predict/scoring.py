@@ -69,6 +69,9 @@ def run_val_samples(key: tuple, classes: list[str]) -> Samples:
                            group_near_duplicates=grouped)
     except DataError as err:
         raise DataError(f"{err} (the run's data folder; pass --data to point elsewhere)") from None
+    if len(table.val) == 0:
+        raise DataError("a final fit (--val-fraction 0) has no validation rows; score it on a "
+                        "labelled --csv")
     return table.val
 
 

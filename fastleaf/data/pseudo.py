@@ -49,6 +49,8 @@ def pseudo_frame(train: pd.DataFrame, test_images, probs: np.ndarray, classes,
     train = train.copy()
     if "source" not in train.columns:
         train["source"] = "train"
+    if "confidence" not in train.columns:
+        train["confidence"] = ""
     confidence = probs.max(1)
     predicted = probs.argmax(1)
     known = set(train["image"])
@@ -57,8 +59,8 @@ def pseudo_frame(train: pd.DataFrame, test_images, probs: np.ndarray, classes,
     added = pd.DataFrame({"image": [test_images[i] for i in take],
                           "label": [classes[predicted[i]] for i in take],
                           "source": PSEUDO,
-                          "confidence": [f"{confidence[i]:.6f}" for i in take]})
-    return pd.concat([train, added], ignore_index=True).fillna(""), len(take)
+                          "confidence": [f"{confidence[i]:.6f}" for i in take]}, dtype=str)
+    return pd.concat([train, added], ignore_index=True), len(take)
 
 
 def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:

@@ -107,8 +107,8 @@ def halves(labels: np.ndarray, seed: int = 0) -> list[np.ndarray]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     counts = np.bincount(labels)
-    splitter = StratifiedKFold(2, shuffle=True, random_state=seed) if counts[counts > 0].min() >= 2 \
-        else KFold(2, shuffle=True, random_state=seed)
+    stratify = counts[counts > 0].min() >= 2
+    splitter = (StratifiedKFold if stratify else KFold)(2, shuffle=True, random_state=seed)
     return [val for _, val in splitter.split(np.zeros(len(labels)), labels)]
 
 

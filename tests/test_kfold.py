@@ -59,7 +59,7 @@ def test_fit_folds_writes_runs_and_table(tiny_data, tmp_path):
         assert (out / f"fold{k}" / "best.pt").is_file()
         assert f"fold: {k}" in (out / f"fold{k}" / "config.yaml").read_text()
     table = pd.read_csv(out / "folds.csv", dtype=str)
-    assert table["fold"].tolist() == ["0", "1", "mean", "std"]
+    assert table["fold"].tolist() == ["0", "1", "mean", "std", "cv"]     # cv: out-of-fold
     accs = [r.best["acc"] for r in result.runs]
     assert float(table["acc"].iloc[2]) == pytest.approx(np.mean(accs), abs=1e-5)
 

@@ -8,7 +8,7 @@ The search is coordinate ascent over each member's weight on a grid, maximising 
 out-of-fold metric (accuracy by default, as Kaggle scores), ties broken by the lower log-loss;
 a metric of argmax predictions is a step function, which gradient optimisers cannot climb.
 Against overfitting the rows are halved (stratified): weights searched on one half are scored
-on the other, both ways round; when that held-back score is below equal weights', equal
+on the other, both ways round; unless that held-back score beats equal weights', equal
 weights are kept.  An optional temperature per member is fitted by log-loss (one number each).
 At test time every fold model of a member predicts, the folds are averaged within the member,
 the member's temperature is applied, and the members are weighted.
@@ -129,7 +129,8 @@ def held_back_check(probs, labels, metric: str, temperature: bool) -> dict:
         y = np.concatenate([t for t, _ in parts])
         p = np.concatenate([q for _, q in parts])
         result[name] = classification_metrics(y, p)[metric]
-    result["kept"] = "searched" if result["searched"] >= result["equal"] else "equal"
+    # a tie is no evidence for the searched weights: the simpler blend stays
+    result["kept"] = "searched" if result["searched"] > result["equal"] else "equal"
     return result
 
 

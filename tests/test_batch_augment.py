@@ -1,6 +1,9 @@
 """Batched device augmentations follow the AugmentSpec they translate."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -106,3 +109,28 @@ def test_normalise_matches_the_loader_seam_and_sets_the_layout():
     assert torch.allclose(out, (x.float() - mean) / std, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert normalise(x, mean, std, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_flips_and_colour_order_match_the_indexing_reference():
+    from fastleaf.data.batch_augment import flip_batch, flip_signs
+
+    x = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(3)
+    h, v = flip_signs(6, 0.5, g, "cpu"), flip_signs(6, 0.5, g, "cpu")
+    expected = x.clone()
+    for i in range(6):
+        if h[i] < 0:
+            expected[i] = expected[i].flip(2)
+        if v[i] < 0:
+            expected[i] = expected[i].flip(1)
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(flip_batch(x.clone(), h, v), expected)
+    assert torch.equal(flip_batch(nhwc.clone(), h, v), expected)
+    # per-batch choices come from the host generator: the device one only draws per image
+    spec = AugmentSpec(size=5, train=True, brightness=0.3, contrast=0.3)
+    aug = BatchAugment(spec)
+    a = aug(x, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
+    b = aug(x, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="host"):
+        aug(x, SimpleNamespace(device=torch.device("cuda")))

@@ -192,3 +192,25 @@ def test_gpu_pipeline_on_cuda(tiny_data):
     cpu_x, cpu_y, _ = collect(create_loader(samples, spec, LoaderOptions(batch_size=5), "dali"))
     assert gpu_y.tolist() == cpu_y.tolist() == samples.labels.tolist()
     assert (gpu_x.cpu() - cpu_x).abs().mean() < 0.02   # nvJPEG vs libjpeg-turbo
+
+
+def test_failures_not_about_decoding_keep_dalis_message_and_scan_nothing(monkeypatch, tiny_data):
+    from fastleaf.loaders import dali_backend
+
+    scanned = []
+    monkeypatch.setattr(dali_backend, "find_bad_image",
+                        lambda samples, rows: scanned.append(1) or None)
+    samples = load_table(tiny_data, val_fraction=0.2, seed=0).val
+    oom = RuntimeError("Critical error in pipeline:\nError in MIXED operator "
+                       "`nvidia.dali.fn.decoders.image`\nencountered:\n\nCUDA allocation failed: "
+                       "out of memory while allocating 1073741824 bytes\nCritical error in "
+                       "pipeline:")
+    err = dali_backend.explain_failure(oom, samples, range(len(samples)))
+    assert not scanned
+    text = str(err)
+    assert "out of memory while allocating 1073741824 bytes" in text and "\n" not in text
+    assert text.count("Critical error in pipeline:") == 1 and "--loader torchvision" in text
+    decode = RuntimeError("Error in CPU operator `nvidia.dali.fn.decoders.image`\n"
+                          "nvImageCodec failure: '#3'")
+    err = dali_backend.explain_failure(decode, samples, range(len(samples)))
+    assert scanned == [1] and "nvImageCodec failure: '#3'" in str(err)

@@ -109,7 +109,7 @@ def test_sigterm_saves_last_and_exits_with_hint(tiny_data, tmp_path):
 def test_resume_in_process_restores_optimizer_and_best(tiny_data, tmp_path):
     run = tmp_path / "r"
     base = dict(data=str(tiny_data), out=str(run), model="cnn", img_size=112, batch_size=16,
-                workers=0, progress=False, tensorboard=False, check_data=False)
+                workers=0, progress=False, tensorboard=False, check_data=False, device="cpu")
     fit(resolve_config(epochs=1, **base))
     first = load_checkpoint(run / "last.pt")
     result = fit(resolve_config(epochs=2, resume=str(run), **{**base, "out": str(run)}))

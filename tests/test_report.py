@@ -25,7 +25,7 @@ def runs(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     common = dict(data=str(tiny_data), model="cnn", img_size=112, batch_size=16, workers=0,
                   progress=False, tensorboard=False, augment="light", amp=False,
-                  channels_last=False)
+                  channels_last=False, device="cpu")
     fit(resolve_config(out=str(root / "a"), epochs=2, lr=1e-3, **common))
     fit(resolve_config(out=str(root / "b"), epochs=1, seed=1, **common))
     return [root / "a", root / "b"]

@@ -17,7 +17,7 @@ REQUIRED = "epoch,train_loss,val_loss,acc,f1_macro,kappa,sum,img_per_s".split(",
 def quick_config(data, out, **kw):
     base = dict(data=str(data), out=str(out), model="cnn", img_size=112, epochs=1, batch_size=16,
                 lr=1e-3, augment="light", workers=0, progress=False, tensorboard=False,
-                val_fraction=0.25)
+                val_fraction=0.25, device="cpu")
     base.update(kw)
     return resolve_config(**base)
 
@@ -88,7 +88,7 @@ def test_cli_end_to_end_writes_run_folder(tiny_data, tmp_path, capsys):
     out = tmp_path / "cli-run"
     code = main(["train", "--data", str(tiny_data), "--model", "cnn", "--img-size", "112",
                  "--epochs", "1", "--batch-size", "16", "--workers", "1", "--out", str(out),
-                 "--amp", "--channels-last", "--no-progress"])
+                 "--amp", "--channels-last", "--no-progress", "--device", "cpu"])
     assert code == 0
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert all(column in header for column in REQUIRED)

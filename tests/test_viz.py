@@ -38,7 +38,8 @@ def deit(tmp_path_factory):
 def cnn_ckpt(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("viz") / "cnn"
     cfg = resolve_config(data=str(tiny_data), out=str(out), model="cnn", img_size=112, epochs=1,
-                         batch_size=16, workers=0, progress=False, tensorboard=False)
+                         batch_size=16, workers=0, progress=False, tensorboard=False,
+                         device="cpu")
     return fit(cfg).run_dir / "best.pt"
 
 

@@ -5,12 +5,16 @@ one random draw per image::
 
     augment = BatchAugment(spec)
     g = torch.Generator(device).manual_seed(0)
-    views = augment(images_uint8, g)        # (B, 3, S, S) float in 0..255 units
+    host = torch.Generator().manual_seed(0)   # per-batch choices (on the CPU: may be g itself)
+    views = augment(images_uint8, g, host)  # (B, 3, S, S) float in 0..255 units
     batch = normalise(views, mean, std)     # mean/std from ``norm_tensors``
 
 Random resized crop, flips, rotation and shift-scale are folded into ONE affine warp per image
 (``F.affine_grid`` + ``F.grid_sample``, bilinear), so each view is interpolated once; the order
 of the torchvision backend is kept: crop -> flips -> affine (zero fill) -> brightness/contrast.
+
+Nothing here waits for the GPU: per-image draws stay on the device, the one per-batch choice
+comes from a host generator, and no tensor is copied from the host per batch.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from .augment import AugmentSpec
 
 CROP_TRIES = 10   # as torchvision's RandomResizedCrop: first valid box of 10 draws
+LUMA = (0.2989, 0.587, 0.114)   # ITU-R 601-2, as torchvision's grayscale
 
 
 def uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
@@ -94,22 +99,24 @@ def adjust_brightness(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
 
 def adjust_contrast(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Blend each image with the mean of its grayscale (ITU-R 601-2 luma, as torchvision)."""
-    luma = torch.tensor([0.2989, 0.587, 0.114], device=x.device, dtype=x.dtype)
     # the mean of the grey image is the luma-weighted mean of the channel means: no grey copy
-    mean = (x.mean((2, 3)) @ luma).view(-1, 1, 1, 1)            # (B, 1, 1, 1)
+    # (weights as Python numbers: a tensor of them would be a host->device copy per batch)
+    channel = x.mean((2, 3))                                    # (B, 3)
+    mean = (channel[:, 0] * LUMA[0] + channel[:, 1] * LUMA[1]
+            + channel[:, 2] * LUMA[2]).view(-1, 1, 1, 1)        # (B, 1, 1, 1)
     f = factors.view(-1, 1, 1, 1).to(x.dtype)
     return x.mul_(f).add_(mean * (1 - f)).clamp_(0, 255)
 
 
 def flip_batch(x: torch.Tensor, hsign: torch.Tensor, vsign: torch.Tensor) -> torch.Tensor:
-    """Exact flips, no interpolation: images with sign -1 are mirrored (in place, only those)."""
-    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    # index a view that is contiguous in memory: gathering from a strided view is far slower
-    y, hdim, vdim = (x.permute(0, 2, 3, 1), 2, 1) if nhwc else (x, 3, 2)
-    for sign, dim in ((hsign, hdim), (vsign, vdim)):
-        chosen = (sign < 0).nonzero().squeeze(1)
-        if len(chosen):
-            y[chosen] = y[chosen].flip(dim)
+    """Exact flips, no interpolation: images with sign -1 are mirrored (``x`` is overwritten).
+
+    ``torch.where`` over the whole batch: selecting the chosen images first would need their
+    count on the host, a wait for the GPU on every batch.
+    """
+    for sign, dim in ((hsign, 3), (vsign, 2)):
+        flip = (sign < 0).view(-1, 1, 1, 1)
+        x.copy_(torch.where(flip, x.flip(dim), x))
     return x
 
 
@@ -132,8 +139,15 @@ class BatchAugment:
         """Nothing random to do: callers may skip the call."""
         return not (self.warps or self.flips or self.colour)
 
-    def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, g: torch.Generator,
+                 host: torch.Generator | None = None) -> torch.Tensor:
+        """``g`` draws per image on the images' device; ``host`` (a CPU generator, default
+        ``g`` when that is one) draws the per-batch choices."""
         n, device = images.shape[0], images.device
+        if host is None:
+            if g.device.type != "cpu":
+                raise ValueError("BatchAugment on a GPU needs a host (CPU) generator too")
+            host = g
         if self.warps:
             x = self.warp(images.float(), g)
         elif self.flips:
@@ -143,14 +157,17 @@ class BatchAugment:
         else:
             x = images.to(torch.float32, copy=True)     # the caller's batch is never modified
         if self.colour:
-            x = self.jitter(x, g)
+            x = self.jitter(x, g, host)
         return x
 
     def warp(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """One bilinear resample per image: crop box, flips and affine composed."""
         spec, (n, _, h, w), device = self.spec, x.shape, x.device
-        box = crop_boxes(n, spec, g, device) if spec.random_crop else \
-            torch.tensor([[0.0, 0.0, 1.0, 1.0]], device=device).expand(n, 4)
+        if spec.random_crop:
+            box = crop_boxes(n, spec, g, device)
+        else:   # the whole image: centre (0, 0), size (1, 1); filled on the device
+            box = torch.zeros(n, 4, device=device)
+            box[:, 2:] = 1.0
         hsign = flip_signs(n, spec.hflip, g, device)
         vsign = flip_signs(n, spec.vflip, g, device)
         has_affine = spec.rotate_deg > 0 or spec.affine
@@ -169,12 +186,12 @@ class BatchAugment:
             out.mul_((q.abs().amax(-1) <= 1).unsqueeze(1))                  # (B, 1, H, W)
         return out
 
-    def jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def jitter(self, x: torch.Tensor, g: torch.Generator, host: torch.Generator) -> torch.Tensor:
         """Brightness and contrast, in a random order per batch (ColorJitter draws one per call)."""
         spec, n, device = self.spec, x.shape[0], x.device
         b = uniform(n, 1 - spec.brightness, 1 + spec.brightness, g, device)
         c = uniform(n, 1 - spec.contrast, 1 + spec.contrast, g, device)
-        contrast_first = bool(torch.rand(1, generator=g, device=device) < 0.5)
+        contrast_first = bool(torch.rand(1, generator=host) < 0.5)
         if contrast_first and spec.contrast:
             x = adjust_contrast(x, c)
         if spec.brightness:
@@ -189,18 +206,20 @@ def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
     """uint8 or 0..255 float ``(B, 3, H, W)`` -> ``(x - mean) / std`` in the model's layout.
 
     ``mean``/``std`` are ``(1, 3, 1, 1)`` in 0..255 units (``loaders.base.norm_tensors``).  One
-    fused ``x * (1 / std) - mean / std`` pass also does the uint8 -> float conversion.
+    fused ``x * (1 / std) - mean / std`` pass does the uint8 -> float conversion too, and writes
+    straight into a tensor of the model's dtype and memory format: no extra layout or cast pass.
     """
     scale, shift = 1.0 / std, -mean / std
     b, c, h, w = x.shape
-    if c > 1 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        # NHWC: channels are the innermost axis, and broadcasting a size-3 axis there is slow;
-        # as rows (B, H, W*C) against a repeated (W*C,) pattern the inner loop vectorises
+    out = torch.empty((b, c, h, w), dtype=dtype, device=x.device,
+                      memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if c > 1 and channels_last and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous():
+        # NHWC in and out: channels are the innermost axis, and broadcasting a size-3 axis there
+        # is slow on the CPU; as rows (B, H, W*C) against a repeated (W*C,) pattern it vectorises
         rows = x.permute(0, 2, 3, 1).reshape(b, h, w * c)
-        out = torch.addcmul(shift.view(c).repeat(w), rows, scale.view(c).repeat(w))
-        x = out.view(b, h, w, c).permute(0, 3, 1, 2)
+        torch.addcmul(shift.view(c).repeat(w), rows, scale.view(c).repeat(w),
+                      out=out.permute(0, 2, 3, 1).view(b, h, w * c))
     else:
-        x = torch.addcmul(shift, x, scale)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x if dtype == torch.float32 else x.to(dtype)
+        torch.addcmul(shift, x, scale, out=out)
+    return out

@@ -27,6 +27,7 @@ from ..data.batch_augment import BatchAugment, normalise
 from ..data.imageio import ImageDecodeError, load_image
 from ..data.table import Samples
 from ..utils.console import console
+from ..utils.device import same_device
 from .base import Loader, LoaderOptions, norm_tensors, shard_range
 
 HEADROOM = 0.8          # use at most this share of the free memory for the decoded set
@@ -163,30 +164,41 @@ class CacheLoader(Loader):
         return epoch_order(len(self.samples), self.options, self.epoch) if self.training \
             else self.rows
 
-    def generator(self) -> torch.Generator:
-        """Augmentation draws, reproducible per (seed, epoch, shard)."""
+    def generators(self) -> tuple[torch.Generator, torch.Generator]:
+        """(device, host) generators for the augmentation draws, reproducible per (seed, epoch,
+        shard).  Per-batch choices come from the host one: reading a device draw back would
+        stall the GPU on every batch."""
         o = self.options
         seed = (o.seed * 1_000_003 + self.epoch * 7919 + o.shard.index) % 2**63
-        return torch.Generator(device=o.device).manual_seed(seed)
+        g = torch.Generator(device=o.device).manual_seed(seed)
+        return g, (g if o.device.type == "cpu" else torch.Generator().manual_seed(seed))
 
     def __iter__(self):
         o = self.options
         order = self.order()
-        g = self.generator()
-        files = torch.from_numpy(self.index[order]).to(self.images.device)
-        rows = torch.from_numpy(order).to(o.device)
+        g, host = self.generators()
+        files = to_device(torch.from_numpy(self.index[order]), self.images.device)
+        rows = to_device(torch.from_numpy(order), o.device)
         for start in range(0, len(order), o.batch_size):
             images = self.images.index_select(0, files[start:start + o.batch_size])
             if o.channels_last:
                 images = as_nchw(images)                       # (B, 3, S, S), NHWC in memory
-            if images.device != o.device:
+            if not same_device(images.device, o.device):
                 # uint8 crosses the bus: a quarter of the bytes of float32
-                images = images.pin_memory().to(o.device, non_blocking=True)
+                images = to_device(images, o.device)
             if self.training and not self.augment.identity:
-                images = self.augment(images, g)
+                images = self.augment(images, g, host)
             yield (normalise(images, self.mean, self.std, channels_last=o.channels_last,
                              dtype=o.dtype),
                    self.labels.index_select(0, rows[start:start + o.batch_size]))
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``; to a GPU through pinned memory, so the copy is asynchronous
+    (a copy from pageable memory makes the host wait for it)."""
+    if device.type != "cuda" or x.is_cuda:
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):

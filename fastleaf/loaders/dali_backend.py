@@ -27,10 +27,16 @@ from .base import Loader, LoaderOptions, shard_range
 
 FALLBACK = "use --loader torchvision (or --loader auto) instead"
 READER = "Reader"
+HW_DECODER_LOAD = 0.65
 
 # leading bytes of the formats DALI's image decoder reads
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP",
          b"\xff\x4f\xff\x51", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
+# words of DALI failures that no file causes: a scan of the data set would not explain them
+NOT_A_FILE = ("out of memory", "allocat", "cudaerror", "cuda error", "driver", "initiali",
+              "construct", "nvml", "device_id")
 
 
 class DaliUnavailable(ValueError):
@@ -87,6 +93,32 @@ def find_bad_image(samples: Samples, rows) -> ImageDecodeError | None:
     return None
 
 
+def about_decoding(message: str) -> bool:
+    """Whether a DALI error comes from decoding a file (then some file may be bad), not from
+    memory, the driver or setting a decoder up."""
+    text = message.lower()
+    if any(word in text for word in NOT_A_FILE):
+        return False
+    return "decoders." in text or "decoder" in text
+
+
+def explain_failure(err: Exception, samples: Samples, rows) -> Exception:
+    """The error to show for a DALI failure: the bad file when decoding failed and Python's
+    decoder refuses one of ``rows`` too, else DALI's own message in full, on one line."""
+    text = str(err)
+    if about_decoding(text):
+        # DALI names no file: find the one Python's decoder refuses too (reads every file)
+        bad = find_bad_image(samples, rows)
+        if bad is not None:
+            return bad
+    lines = []
+    for line in (line.strip() for line in text.splitlines()):
+        if line and line not in lines:     # DALI repeats its headers once per nesting level
+            lines.append(line)
+    return RuntimeError(f"DALI pipeline failed: {' '.join(lines) or type(err).__name__}; "
+                        f"{FALLBACK}")
+
+
 def augment(images, spec: AugmentSpec):
     """Random views of ``(H, W, 3)`` uint8 ``spec.size`` images; returns (images, mirror)."""
     from nvidia.dali import fn
@@ -120,13 +152,16 @@ def decode(encoded, spec: AugmentSpec, gpu: bool):
     from nvidia.dali import fn, types
 
     device = "mixed" if gpu else "cpu"
+    # share of each batch for the GPU's hardware JPEG decoder (A100/H100), the rest goes to
+    # the CUDA decoder; DALI's own default, until ``fastleaf bench --modes load`` picks better
+    hints = {"hw_decoder_load": HW_DECODER_LOAD} if gpu else {}
     if spec.train and spec.random_crop:
         # decode only the crop window, then scale it to the model's size
         images = fn.decoders.image_random_crop(
             encoded, device=device, output_type=types.RGB, random_area=list(spec.crop_scale),
-            random_aspect_ratio=list(spec.crop_ratio))
+            random_aspect_ratio=list(spec.crop_ratio), **hints)
     else:
-        images = fn.decoders.image(encoded, device=device, output_type=types.RGB)
+        images = fn.decoders.image(encoded, device=device, output_type=types.RGB, **hints)
     # an exact square like the other backends (stretch, linear, antialiased)
     return fn.resize(images, size=[spec.size, spec.size])
 
@@ -158,7 +193,8 @@ def build_pipeline(files: list[str], spec: AugmentSpec, options: LoaderOptions, 
             images, dtype=out_dtype, output_layout="HWC" if options.channels_last else "CHW",
             mean=[m * 255.0 for m in spec.mean], std=[s * 255.0 for s in spec.std],
             mirror=mirror)
-        return images, idx
+        # the row index on the GPU too: the label lookup then never copies from the host
+        return images, (idx.gpu() if gpu else idx)
 
     device_id = (options.device.index or 0) if gpu else None
     pipe = pipeline(batch_size=options.batch_size, num_threads=max(1, options.workers),
@@ -212,14 +248,7 @@ class DaliLoader(Loader):
         try:
             return step()
         except RuntimeError as err:
-            # DALI names no file: find the one Python's decoder refuses too
-            bad = find_bad_image(self.samples, self.distinct)
-            if bad is not None:
-                raise bad from None
-            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            # DALI's cause sits on a "... failure ..." line below its generic headers
-            cause = next((line for line in lines if "failure" in line), lines[0] if lines else "")
-            raise RuntimeError(f"DALI pipeline failed ({cause[:200]}); {FALLBACK}") from err
+            raise explain_failure(err, self.samples, self.distinct) from err
 
     def __len__(self) -> int:
         return self.batches
@@ -255,4 +284,4 @@ class DaliLoader(Loader):
         if images.dtype != self.options.dtype:
             images = images.to(self.options.dtype)
         index = index.view(-1).to(device=self.labels.device, dtype=torch.int64)
-        return images, self.labels[index]
+        return images, self.labels.index_select(0, index)

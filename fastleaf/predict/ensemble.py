@@ -23,7 +23,7 @@ from ..loaders import LoaderOptions, create_loader, resolve_backend
 from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
 from ..train.precision import amp_is_fast, create_precision
-from ..utils.device import resolve_device
+from ..utils.device import configure_device, default_workers, resolve_device
 from . import tta as tta_views
 
 
@@ -200,10 +200,8 @@ def prepare_member(member: Member, settings: PredictSettings, device: torch.devi
 def make_eval_loader(samples: Samples, img_size: int, batch_size: int, channels_last: bool,
                      device: torch.device, settings: PredictSettings):
     """An eval-preset loader (every row once, in order) through the loader seam."""
-    from ..train.trainer import default_workers
-
     backend, _ = resolve_backend(settings.loader, device)
-    workers = default_workers() if settings.workers is None else settings.workers
+    workers = default_workers(device) if settings.workers is None else settings.workers
     options = LoaderOptions(batch_size=batch_size, device=device, channels_last=channels_last,
                             workers=min(workers, max(1, -(-len(samples) // batch_size))))
     return create_loader(samples, AugmentSpec.eval_preset(img_size), options, backend)
@@ -223,6 +221,7 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
     """
     ttas = list(ttas or [settings.tta])
     device = resolve_device(settings.device)
+    configure_device(device)
     expected = torch.tensor(samples.labels, dtype=torch.int64)   # a copy: may be read-only
     probs = {name: [] for name in ttas}
     seconds = {name: 0.0 for name in ttas}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -22,10 +23,11 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    group: bool = False       # a process group is up (torchrun), even with one process
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.group or self.world > 1
 
     @property
     def main(self) -> bool:
@@ -37,7 +39,8 @@ class DistInfo:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # torchrun sets both, also for one process: that one then runs the DDP path as well
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init_distributed(device_name: str) -> tuple[DistInfo, str]:
@@ -54,7 +57,7 @@ def init_distributed(device_name: str) -> tuple[DistInfo, str]:
         device_name = "cpu"
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank, world, local_rank), device_name
+    return DistInfo(rank, world, local_rank, group=True), device_name
 
 
 def cleanup_distributed() -> None:
@@ -86,6 +89,37 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+class AgreedStop:
+    """A stop flag every rank agrees on, for ``should_stop`` of the training loop.
+
+    Each agreement is a collective and a host sync, so the ranks ask every ``every`` steps
+    (all at the same steps, as they run equal batch counts); :meth:`settle` gives the final
+    word after the epoch, when a signal came after the last agreement.  One process: the local
+    flag, read at every step (no collective to save).
+    """
+
+    def __init__(self, local: Callable[[], bool], info: DistInfo, device: torch.device,
+                 every: int = 10):
+        self.local, self.info, self.device, self.every = local, info, device, every
+        self.calls = 0
+        self.agreed = False
+
+    def __call__(self) -> bool:
+        if not self.agreed:
+            self.calls += 1
+            if not self.info.enabled:
+                self.agreed = self.local()
+            elif self.calls % self.every == 0:
+                self.agreed = broadcast_flag(self.local(), self.info, self.device)
+        return self.agreed
+
+    def settle(self) -> bool:
+        """Call on every rank once the epoch's loop has ended: whether all of them stop."""
+        if not self.agreed:
+            self.agreed = broadcast_flag(self.local(), self.info, self.device)
+        return self.agreed
 
 
 def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:

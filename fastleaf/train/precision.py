@@ -62,3 +62,11 @@ def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -
     # bf16 keeps fp32's exponent range, so only fp16 needs loss scaling
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return Precision(True, dtype, device.type, scaler)
+
+
+def loader_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The image dtype loaders hand over: the autocast dtype on CUDA (half the bytes, and the
+    first convolution casts to it anyway), float32 elsewhere."""
+    if precision.enabled and device.type == "cuda":
+        return precision.dtype
+    return torch.float32

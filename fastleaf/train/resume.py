@@ -23,19 +23,25 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device | None = None) -> dict:
+    """Every generator a run draws from; on CUDA, the training device's only.
+
+    One state per visible GPU would tie the checkpoint to the machine it was saved on: a
+    resume where fewer GPUs are visible could not restore them.
+    """
     # numpy's state as tensors and primitives, so weights-only loading can read it back
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"torch": torch.get_rng_state(),
              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
                        float(gauss)],
              "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, device: torch.device | None = None) -> None:
+    """Put back what :func:`rng_state` saved; the CUDA state goes to ``device``."""
     if "torch" in state:
         torch.set_rng_state(state["torch"])
     if "numpy" in state:
@@ -44,8 +50,16 @@ def restore_rng(state: dict) -> None:
     if "python" in state:
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or device is None or device.type != "cuda":
+        return
+    if isinstance(cuda, (list, tuple)):
+        # older checkpoints hold one state per GPU visible when saved: take this device's
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= len(cuda):
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda, device)
 
 
 def load_resume_state(run_dir: str | Path, classes: list[str]) -> dict:

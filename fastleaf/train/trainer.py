@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,14 +22,15 @@ from ..data.table import Table, load_table, save_classes
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..models import create_model, load_weights
 from ..utils.console import console, make_progress
-from ..utils.device import resolve_device, seed_everything
+from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
 from .checkpoint import save_checkpoint
-from .distributed import (DistInfo, all_reduce_sum, broadcast_flag, cleanup_distributed,
+from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           gather_in_rank_order, init_distributed, sync_buffers, wrap_ddp)
-from .loop import EpochStats, predict_logits, train_one_epoch
+from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
-from .precision import Precision, amp_is_fast, create_precision, default_speed_flags
+from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
+                        loader_dtype)
 from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
@@ -50,10 +50,6 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     fold = f"-fold{cfg.fold}" if cfg.folds else ""
     return Path(cfg.runs_dir) / f"{cfg.model}{fold}-{stamp}"
-
-
-def default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 2)))
 
 
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
@@ -80,15 +76,16 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
         backend, why = resolve_backend(f"cache-{cfg.cache}", device)[0], f"--cache {cfg.cache}"
     else:
         backend, why = resolve_backend(cfg.loader, device)
-    # on CUDA the loader hands over the autocast dtype directly: half the bytes per batch
-    dtype = precision.dtype if precision.enabled and device.type == "cuda" else torch.float32
+    dtype = loader_dtype(precision, device)
     options = LoaderOptions(batch_size=cfg.batch_size, device=device,
                             channels_last=cfg.channels_last,
-                            workers=default_workers() if cfg.workers is None else cfg.workers,
+                            workers=default_workers(device) if cfg.workers is None else cfg.workers,
                             seed=cfg.seed, shard=shard, dtype=dtype)
     train_spec = AugmentSpec.train_preset(cfg.img_size, cfg.augment)
     eval_spec = AugmentSpec.eval_preset(cfg.img_size)
-    train = create_loader(table.train, train_spec, options, backend)
+    # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
+    # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
+    train = create_loader(table.train, train_spec, replace(options, drop_last=True), backend)
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
     val = create_loader(table.val, eval_spec, options, backend) if len(table.val) else None
     return train, val, backend, why
@@ -106,7 +103,7 @@ def training_state(run: "Run") -> dict:
     """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
     scaler = run.precision.scaler
     return {"optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(),
+            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
             "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
 
@@ -189,7 +186,7 @@ def restore(run: Run, state: dict) -> None:
     run.schedule.load_state_dict(state["scheduler"])
     if run.precision.scaler is not None and state.get("scaler"):
         run.precision.scaler.load_state_dict(state["scaler"])
-    restore_rng(state.get("rng", {}))
+    restore_rng(state.get("rng", {}), run.device)
     run.start_epoch = int(state["epoch"]) + 1
     run.best_score = float(state.get("best_score", float("-inf")))
     run.best_epoch = int(state.get("best_epoch", 0))
@@ -198,11 +195,11 @@ def restore(run: Run, state: dict) -> None:
         run.recorder.truncate(int(state["epoch"]))   # rows after the checkpoint are redone
 
 
-def train_epoch(run: Run, epoch: int, stop) -> EpochStats:
+def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
+    """(the epoch's figures for the whole group, whether every rank stops on a signal)."""
     cfg = run.cfg
     run.train_loader.set_epoch(epoch)
-    should_stop = (lambda: broadcast_flag(stop(), run.info, run.device)) if run.info.enabled \
-        else stop
+    should_stop = AgreedStop(stop, run.info, run.device, every=SYNC_EVERY)
     with make_progress(cfg.progress and run.info.main) as progress:
         task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(run.train_loader),
                                  rate=0.0, loss=0.0)
@@ -219,7 +216,10 @@ def train_epoch(run: Run, epoch: int, stop) -> EpochStats:
     # every rank's loss sum, image count and time -> one figure for the whole group
     loss_sum, images, seconds = all_reduce_sum(
         [stats.loss * stats.images, float(stats.images), stats.seconds], run.info, run.device)
-    return EpochStats(loss_sum / max(images, 1), int(images), seconds / run.info.world)
+    # the agreed flag, not the local one: a rank without the signal must not go on alone
+    # into validation's collectives
+    stopped = should_stop.settle()
+    return EpochStats(loss_sum / max(images, 1), int(images), seconds / run.info.world), stopped
 
 
 NO_VALIDATION = {"acc": float("nan"), "f1_macro": float("nan"), "kappa": float("nan"),
@@ -271,6 +271,7 @@ def fit(cfg: TrainConfig) -> RunResult:
     info, device_name = init_distributed(cfg.device)
     try:
         device = resolve_device(device_name)
+        configure_device(device)
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()
@@ -305,11 +306,12 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
         with GracefulStop() as stop:
             for epoch in range(run.start_epoch, cfg.epochs + 1):
                 start = time.perf_counter()
-                stats = train_epoch(run, epoch, stop)
-                if stop():
+                stats, stopped = train_epoch(run, epoch, stop)
+                if stopped:
+                    cause = f"signal {stop.signum}" if stop() else "a signal to another rank"
                     save_epoch(run, epoch - 1, {"epoch": epoch - 1, **row}, interrupted=True)
                     raise TrainingInterrupted(
-                        f"stopped by signal {stop.signum} during epoch {epoch}; saved "
+                        f"stopped by {cause} during epoch {epoch}; saved "
                         f"{run.run_dir / 'last.pt'} (epoch {epoch} will be redone). Resume "
                         f"with: fastleaf train --resume {run.run_dir}", stop.exit_code)
                 val_loss, metrics, val_rate = validate(run)

@@ -24,7 +24,7 @@ REQUIRED = ("model,mode,loader,amp,channels_last,compile,batch_size,img_per_s,im
 def tiny_settings(data, **kw) -> BenchSettings:
     base = dict(models=("cnn",), modes=("train", "infer"), loaders=("cache-ram", "synthetic"),
                 flags=(Flags(amp=True, channels_last=True),), data=str(data), img_size=112,
-                batch_size=4, steps=1, warmup=1, repeats=2, workers=0)
+                batch_size=4, steps=1, warmup=1, repeats=2, workers=0, device="cpu")
     base.update(kw)
     return BenchSettings(**base)
 
@@ -68,7 +68,7 @@ def test_cli_writes_json_and_csv_rows(tiny_data, tmp_path):
     code = main(["bench", "--data", str(tiny_data), "--models", "cnn", "--modes", "infer",
                  "--loaders", "synthetic,torchvision", "--img-size", "112", "--batch-size", "4",
                  "--steps", "2", "--warmup", "1", "--repeats", "1", "--workers", "0",
-                 "--no-amp", "--json", str(out_json), "--csv", str(out_csv)])
+                 "--no-amp", "--device", "cpu", "--json", str(out_json), "--csv", str(out_csv)])
     assert code == 0
     doc = json.loads(out_json.read_text())
     assert {r["loader"] for r in doc["rows"]} == {"synthetic", "torchvision"}
@@ -116,3 +116,57 @@ def test_load_mode_times_the_loader_alone(tiny_data):
         ("load", "torchvision"), ("load", "cache-ram")}
     for row in result.rows:
         assert row["img_per_s"] > 0 and row["efficiency"] is None
+
+
+def break_cache_iteration(monkeypatch, error):
+    """cache-ram yields one batch, then fails as a broken loader would."""
+    from fastleaf.loaders.cache_backend import CacheLoader
+
+    original = CacheLoader.__iter__
+
+    def broken(self):
+        it = original(self)
+        yield next(it)
+        raise error
+
+    monkeypatch.setattr(CacheLoader, "__iter__", broken)
+
+
+def test_a_loader_failing_mid_run_is_recorded_and_the_rest_measured(tiny_data, monkeypatch):
+    break_cache_iteration(monkeypatch, RuntimeError("decoder fell over"))
+    result = run_bench(tiny_settings(tiny_data, loaders=("cache-ram", "synthetic"), warmup=2))
+    assert {(r["mode"], r["loader"]) for r in result.rows} == {
+        ("train", "synthetic"), ("infer", "synthetic")}
+    failed = {k: v for k, v in result.skipped.items() if k.startswith("cache-ram")}
+    assert set(failed) == {"cache-ram (cnn train amp+cl)", "cache-ram (cnn infer amp+cl)"}
+    assert all("RuntimeError: decoder fell over" in why for why in failed.values())
+
+
+def test_cli_writes_rows_as_they_finish(tiny_data, tmp_path, monkeypatch):
+    out_json, out_csv = tmp_path / "b.json", tmp_path / "b.csv"
+    # the second loader of the first mode ends the whole run, as Ctrl-C would
+    break_cache_iteration(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        main(["bench", "--data", str(tiny_data), "--models", "cnn", "--modes", "infer",
+              "--loaders", "synthetic,cache-ram", "--img-size", "112", "--batch-size", "4",
+              "--steps", "1", "--warmup", "2", "--repeats", "1", "--workers", "0",
+              "--device", "cpu", "--json", str(out_json), "--csv", str(out_csv)])
+    doc = json.loads(out_json.read_text())
+    assert [r["loader"] for r in doc["rows"]] == ["synthetic"]
+    assert len(list(csv.DictReader(open(out_csv)))) == 1
+
+
+def test_loaders_get_the_training_shape_and_enough_images(tiny_data):
+    from fastleaf.bench.measure import LoaderPool, bench_samples, min_images
+
+    settings = tiny_settings(tiny_data, batch_size=8)
+    assert min_images(settings) == 160
+    samples, _ = bench_samples(settings, None)
+    assert len(samples) >= 160
+    pool = LoaderPool(samples, settings, torch.device("cpu"))
+    train, _ = pool.get("cache-ram", "train", True, torch.bfloat16)
+    infer, _ = pool.get("cache-ram", "infer", True, torch.float32)
+    assert train.options.drop_last and not infer.options.drop_last
+    assert train.options.dtype == torch.bfloat16
+    images, _ = next(iter(train))
+    assert images.dtype == torch.bfloat16

@@ -4,6 +4,10 @@ The training loop (``train_one_epoch``) and prediction (``predict_logits``) are 
 ``fastleaf train`` uses, fed a bounded number of batches, so a figure here is what training
 does.  Loaders are built once per (loader, mode, layout) and shared by every model, so the
 decode cost of a cache is paid once (reported as ``setup_s``).
+
+One case that fails (a loader that breaks while iterating, a model out of memory) is recorded
+under ``skipped`` with its error and the bench goes on; ``on_row`` sees each row as it is
+measured, so the command writes its files as the rows come in.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -21,13 +26,16 @@ from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
 from ..utils.console import console
-from ..train.precision import default_speed_flags
-from ..utils.device import resolve_device, seed_everything
+from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
+from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
 from .report import add_efficiency, device_name
 from .timing import Steps, batch_stream, time_repeats
 
 DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
 DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
+# the set repeated to at least this many batches: DALI's reader then does not restart an
+# epoch (and reshuffle) every few timed steps
+MIN_BATCHES = 20
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class BenchSettings:
     loaders: tuple[str, ...] = DEFAULT_LOADERS
     flags: tuple[Flags, ...] = ()          # empty: Flags.defaults(device)
     data: str | None = None                # None: a small synthetic set in a temp folder
-    min_images: int = 0
+    min_images: int | None = None          # None: MIN_BATCHES x batch_size
     img_size: int = 224
     batch_size: int = 50
     steps: int = 8
@@ -101,19 +109,26 @@ class LoaderPool:
         self.built: dict[tuple, tuple] = {}
         self.skipped: dict[str, str] = {}
 
-    def get(self, name: str, mode: str, channels_last: bool):
+    def get(self, name: str, mode: str, channels_last: bool, dtype: torch.dtype):
         """(loader, setup seconds), or None when it cannot be built (reason in ``skipped``)."""
-        key = (name, mode, channels_last)
+        key = (name, mode, channels_last, dtype)
         if key not in self.built and name not in self.skipped:
-            self.built[key] = self.build(name, mode, channels_last)
+            self.built[key] = self.build(name, mode, channels_last, dtype)
         return self.built.get(key) if name not in self.skipped else None
 
-    def build(self, name: str, mode: str, channels_last: bool):
+    def discard(self, name: str, mode: str, channels_last: bool, dtype: torch.dtype) -> None:
+        """Forget a loader after a failed case: a later case starts from a fresh one."""
+        self.built.pop((name, mode, channels_last, dtype), None)
+
+    def build(self, name: str, mode: str, channels_last: bool, dtype: torch.dtype):
         s = self.settings
-        spec = AugmentSpec.train_preset(s.img_size, s.augment) if mode in ("train", "load") \
+        training = mode in ("train", "load")
+        spec = AugmentSpec.train_preset(s.img_size, s.augment) if training \
             else AugmentSpec.eval_preset(s.img_size)
+        # as in training: the ragged last batch is dropped, images arrive in the autocast dtype
         options = LoaderOptions(batch_size=s.batch_size, device=self.device,
-                                channels_last=channels_last, workers=workers(s), seed=s.seed)
+                                channels_last=channels_last, workers=workers(s, self.device),
+                                seed=s.seed, drop_last=training, dtype=dtype)
         start = time.perf_counter()
         try:
             loader = create_loader(self.samples, spec, options, name)
@@ -126,10 +141,8 @@ class LoaderPool:
         return loader, time.perf_counter() - start
 
 
-def workers(settings: BenchSettings) -> int:
-    from ..train.trainer import default_workers
-
-    return default_workers() if settings.workers is None else settings.workers
+def workers(settings: BenchSettings, device: torch.device) -> int:
+    return default_workers(device) if settings.workers is None else settings.workers
 
 
 def bench_samples(settings: BenchSettings, tmp: Path) -> tuple[Samples, int]:
@@ -142,7 +155,13 @@ def bench_samples(settings: BenchSettings, tmp: Path) -> tuple[Samples, int]:
         data = make_synthetic(tmp / "data", num_classes=10, train_per_class=20,
                               test_per_class=1, size=settings.img_size, seed=settings.seed)
     table = load_table(data, val_fraction=0.0, seed=settings.seed)
-    return table.all_train.repeat(settings.min_images), table.num_classes
+    return table.all_train.repeat(min_images(settings)), table.num_classes
+
+
+def min_images(settings: BenchSettings) -> int:
+    if settings.min_images is None:
+        return MIN_BATCHES * settings.batch_size
+    return settings.min_images
 
 
 def build_case_model(name: str, flags: Flags, num_classes: int, settings: BenchSettings,
@@ -155,13 +174,11 @@ def build_case_model(name: str, flags: Flags, num_classes: int, settings: BenchS
     return build_model(cfg, num_classes, device)[1]
 
 
-def mode_runner(model: nn.Module, mode: str, amp: bool, device: torch.device):
+def mode_runner(model: nn.Module, mode: str, precision: Precision):
     """A function that runs one bounded pass: training steps or prediction batches."""
     from ..train.loop import predict_logits, train_one_epoch
     from ..train.optim import create_optimizer
-    from ..train.precision import create_precision
 
-    precision = create_precision(amp, device)
     if mode == "load":
         # the loader alone (training views, batches on the device); the model is not run
         return lambda steps: sum(1 for _ in steps)
@@ -189,30 +206,54 @@ def case_row(model_name: str, mode: str, loader_name: str, flags: Flags, setting
 
 
 def run_model(model_name: str, flags: Flags, pool: LoaderPool, loaders: list[str],
-              num_classes: int) -> list[dict]:
+              num_classes: int, on_row: Callable[[dict], None]) -> None:
     """Every mode x loader case of one model with one set of speed flags."""
-    s, device, rows = pool.settings, pool.device, []
-    model = build_case_model(model_name, flags, num_classes, s, device)
+    s, device = pool.settings, pool.device
+    try:
+        model = build_case_model(model_name, flags, num_classes, s, device)
+    except Exception as err:
+        record_failure(pool, f"{model_name} ({flags.label()})", err)
+        return
+    precision = create_precision(flags.amp, device)
+    dtype = loader_dtype(precision, device)
     for mode in s.modes:
-        run = mode_runner(model, mode, flags.amp, device)
+        run = mode_runner(model, mode, precision)
         for loader_name in loaders:
-            built = pool.get(loader_name, mode, flags.channels_last)
+            built = pool.get(loader_name, mode, flags.channels_last, dtype)
             if built is None:
                 continue
             loader, setup_s = built
             seed_everything(s.seed)
-            timing = time_repeats(run, batch_stream(loader), device, warmup=s.warmup,
-                                  steps=s.steps, repeats=s.repeats, max_seconds=s.max_seconds)
-            rows.append(case_row(model_name, mode, loader_name, flags, s, timing, setup_s,
-                                 device))
+            try:
+                timing = time_repeats(run, batch_stream(loader), device, warmup=s.warmup,
+                                      steps=s.steps, repeats=s.repeats,
+                                      max_seconds=s.max_seconds)
+            except Exception as err:
+                pool.discard(loader_name, mode, flags.channels_last, dtype)
+                record_failure(pool, f"{loader_name} ({model_name} {mode} {flags.label()})", err)
+                continue
+            on_row(case_row(model_name, mode, loader_name, flags, s, timing, setup_s, device))
             console.print(f"  {model_name:<10} {mode:<5} {loader_name:<11} {flags.label():<15} "
                           f"{timing.img_per_s:9.1f} img/s")
-    return rows
 
 
-def run_bench(settings: BenchSettings) -> BenchResult:
-    """Measure every case of ``settings``; returns rows (with efficiency) and skipped loaders."""
+def record_failure(pool: LoaderPool, case: str, err: Exception) -> None:
+    """Note a failed case under ``skipped`` and free what it left on the GPU."""
+    message = " ".join(f"{type(err).__name__}: {err}".split())
+    pool.skipped[case] = f"failed: {message[:500]}"
+    console.print(f"[red]  {case} failed[/red]: {message[:200]}")
+    if pool.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_bench(settings: BenchSettings,
+              on_row: Callable[[list[dict], dict], None] | None = None) -> BenchResult:
+    """Measure every case of ``settings``; returns rows (with efficiency) and skipped loaders.
+
+    ``on_row(rows, skipped)`` is called after every measured case with everything so far.
+    """
     device = resolve_device(settings.device)
+    configure_device(device)
     skipped = {}
     loaders = []
     for name in settings.loaders:
@@ -228,8 +269,15 @@ def run_bench(settings: BenchSettings) -> BenchResult:
         console.print(f"bench on {device_name(device)}: {len(samples)} images, batch "
                       f"{settings.batch_size}, {settings.img_size}px, loaders {', '.join(loaders)}")
         pool = LoaderPool(samples, settings, device)
+        pool.skipped.update(skipped)
+
+        def add(row: dict) -> None:
+            rows.append(row)
+            if on_row is not None:
+                on_row(add_efficiency(rows), dict(pool.skipped))
+
         for model_name, flags in itertools.product(settings.models, flag_sets):
-            rows += run_model(model_name, flags, pool, loaders, num_classes)
-        skipped.update(pool.skipped)
+            run_model(model_name, flags, pool, loaders, num_classes, add)
+        skipped = pool.skipped
         pool.built.clear()
     return BenchResult(add_efficiency(rows), skipped, device_name(device))

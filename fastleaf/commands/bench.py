@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--matrix", action="store_true", help="all 8 amp/channels-last/compile combos")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (default: a small synthetic set)")
-    g.add_argument("--min-images", type=int, default=0,
-                   help="repeat the train rows to at least this many images")
+    g.add_argument("--min-images", type=int,
+                   help="repeat the train rows to at least this many images (20 x batch size)")
     g.add_argument("--img-size", type=int, default=224)
     g.add_argument("--augment", choices=["kaggle", "light", "none"], default="kaggle",
                    help="training augmentations of the train mode (kaggle)")
@@ -81,12 +81,17 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.console import console
 
     settings = settings_from_args(args)
-    result = run_bench(settings)
+
+    def write(rows: list[dict], skipped: dict) -> None:
+        # after every case: an interrupted or crashed bench keeps the rows it measured
+        if args.json:
+            write_json(args.json, rows, skipped, asdict(settings))
+        if args.csv:
+            write_csv(args.csv, rows)
+
+    result = run_bench(settings, on_row=write)
     print_rows(result.rows, result.skipped)
-    if args.json:
-        write_json(args.json, result.rows, result.skipped, asdict(settings))
-        console.print(f"wrote {len(result.rows)} rows to {args.json}")
-    if args.csv:
-        write_csv(args.csv, result.rows)
-        console.print(f"wrote {len(result.rows)} rows to {args.csv}")
+    write(result.rows, result.skipped)
+    for path in filter(None, (args.json, args.csv)):
+        console.print(f"wrote {len(result.rows)} rows to {path}")
     return 0 if result.rows else 1

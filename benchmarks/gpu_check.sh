@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# fastleaf device check: every CUDA path once, with figures, in at most 6 minutes on one H100.
+#
+#   bash benchmarks/gpu_check.sh                    # from the repo root, on a CUDA machine
+#   DEVICE=cpu bash benchmarks/gpu_check.sh         # dry run of the same steps on the CPU (< 3 min)
+#   OUT=/tmp/check PYTHON=python3 bash benchmarks/gpu_check.sh
+#
+# Needs only torch, torchvision, timm, pytest, pyyaml, safetensors, rich, pandas, scikit-learn,
+# tensorboard, matplotlib: DALI and albumentations are optional (their cases are skipped with
+# the reason).  Writes into $OUT (default benchmarks/gpu-check-logs/): one log per step,
+# steps.tsv, versions.json, bench-*.json, syncs.json, summary.json and summary.md (the latter
+# is the draft of benchmarks/results/gpu-<card>.md).  Exit status: the number of failed steps.
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" COLUMNS=160 PYTHONUNBUFFERED=1
+PY=${PYTHON:-python}
+DEVICE=${DEVICE:-cuda}
+OUT=${OUT:-benchmarks/gpu-check-logs}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+rm -rf "$OUT"/runs "$OUT"/data "$OUT"/*.log "$OUT"/steps.tsv
+START=$SECONDS
+
+# sizes and the time budget (seconds per step); the CPU dry run shrinks the work, not the steps
+if [ "$DEVICE" = cpu ]; then
+  IMG=112; CLASSES=4; PER_CLASS=10; BATCH=8; EPOCH_MODEL=resnet18; COMPILE_MODEL=cnn
+  FP16="--no-amp"; BF16="--no-amp"; CACHE=ram; BENCH_BATCHES="8 4"; BENCH_IMG=224
+  BENCH_STEPS=(--steps 1 --warmup 1 --repeats 1 --max-seconds 2); PROBE=(--img-size 112
+  --batch-size 4 --batches 1 --workers 1); WORKERS=(--workers 1)
+else
+  # 640 train / 160 val images at batch 80: no ragged batch anywhere, so compile traces once
+  IMG=224; CLASSES=10; PER_CLASS=80; BATCH=80; EPOCH_MODEL=resnet18; COMPILE_MODEL=resnet18
+  FP16="--amp --amp-dtype fp16"; BF16="--amp --amp-dtype bf16"; CACHE=gpu
+  BENCH_BATCHES="256 50"; BENCH_IMG=224
+  BENCH_STEPS=(--steps 6 --warmup 2 --repeats 2 --max-seconds 3); PROBE=(); WORKERS=()
+fi
+# seconds per step, 360 in all: the whole check ends within 6 minutes whatever hangs
+declare -A BUDGET=([versions]=10 [synth]=20 [pytest-gpu]=90 [train-torchvision-bf16]=20
+  [train-cache-bf16]=20 [train-cache-fp16]=20 [train-compile]=65 [tta-predict]=15
+  [bench-b${BENCH_BATCHES% *}]=40 [bench-b${BENCH_BATCHES#* }]=25 [sync-probe]=30 [summary]=5)
+# the CPU dry run may take longer (a shared 2-core machine starts Python in seconds, not ms)
+SCALE=${BUDGET_SCALE:-$([ "$DEVICE" = cpu ] && echo 4 || echo 1)}
+for k in "${!BUDGET[@]}"; do BUDGET[$k]=$((BUDGET[$k] * SCALE)); done
+FAILED=0
+CURRENT=
+# timeout runs each step in its own process group: pass an interrupt on to it
+trap '[ -n "$CURRENT" ] && kill -TERM -- -"$CURRENT" 2>/dev/null; echo interrupted; exit 130' INT TERM
+
+step() {  # step NAME CMD... : runs under its budget, logs to $OUT/NAME.log, one line in steps.tsv
+  local name=$1 t0=$SECONDS rc; shift
+  printf '== %-24s (budget %3ss) %s\n' "$name" "${BUDGET[$name]}" "$*"
+  timeout --kill-after=10 "${BUDGET[$name]}" "$@" <&0 >"$OUT/$name.log" 2>&1 &
+  CURRENT=$!
+  wait "$CURRENT"
+  rc=$?
+  CURRENT=
+  local took=$((SECONDS - t0)) status=pass
+  [ $rc = 0 ] || { status=fail; FAILED=$((FAILED + 1)); }
+  [ $rc = 124 ] || [ $rc = 137 ] && status=timeout
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$rc" "$took" "${BUDGET[$name]}" >>"$OUT/steps.tsv"
+  printf '   %-7s %4ss  (%s)\n' "$status" "$took" "$OUT/$name.log"
+  [ $rc = 0 ] || tail -n 15 "$OUT/$name.log" | sed 's/^/   | /'
+  return 0
+}
+
+step versions "$PY" - "$OUT/versions.json" <<'EOF'
+import json, platform, subprocess, sys
+from importlib import metadata
+import torch
+def ver(*names):
+    for n in names:
+        try:
+            return metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+cuda = torch.cuda.is_available()
+driver = None
+if cuda:
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20).stdout.split("\n")[0].strip()
+    except Exception as err:
+        driver = f"unknown ({type(err).__name__})"
+info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None, "gpus": torch.cuda.device_count(),
+        "driver": driver, "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": len(__import__("os").sched_getaffinity(0)),
+        **{n: ver(n) for n in ("torchvision", "timm", "numpy", "pillow", "opencv-python", "opencv-python-headless",
+                               "albumentations", "scikit-learn", "pandas", "rich", "pytest")},
+        "dali": ver("nvidia-dali-cuda130", "nvidia-dali-cuda120", "nvidia-dali-cuda110")}
+json.dump(info, open(sys.argv[1], "w"), indent=1)
+print(json.dumps(info, indent=1))
+EOF
+if [ "$DEVICE" != cpu ] && ! grep -q '"gpu": "' "$OUT/versions.json" 2>/dev/null; then
+  echo "no CUDA device visible: run with DEVICE=cpu for a dry run"; exit 1
+fi
+
+D="$OUT/data"
+step synth "$PY" -m fastleaf synth --out "$D" --classes "$CLASSES" --train-per-class "$PER_CLASS" \
+  --test-per-class 4 --size "$IMG"
+
+if [ "$DEVICE" = cpu ]; then   # no CUDA: the gpu tests are collected and skipped
+  step pytest-gpu "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_dali.py tests/test_cache.py
+else
+  # compile is the train-compile step's
+  step pytest-gpu "$PY" -m pytest -q -p no:cacheprovider -m gpu tests -k "not compile_on_cuda"
+fi
+
+T=("$PY" -m fastleaf train --data "$D" --img-size "$IMG" --batch-size "$BATCH" --epochs 1 --device "$DEVICE"
+   --no-progress --no-tensorboard --channels-last --seed 0 "${WORKERS[@]}")
+R="$OUT/runs"
+step train-torchvision-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader torchvision $BF16 --out "$R/torchvision-bf16"
+step train-cache-bf16 "${T[@]}" --model "$EPOCH_MODEL" --cache "$CACHE" $BF16 --out "$R/cache-bf16"
+step train-cache-fp16 "${T[@]}" --model "$EPOCH_MODEL" --cache "$CACHE" $FP16 --out "$R/cache-fp16"
+# two epochs: the first compiles, the second is the steady state
+step train-compile "${T[@]}" --model "$COMPILE_MODEL" --cache "$CACHE" $BF16 --compile --epochs 2 \
+  --out "$R/compile"
+step tta-predict "$PY" -m fastleaf tta-predict --data "$D" --checkpoint "$R/torchvision-bf16" \
+  --device "$DEVICE" --loader torchvision --tta flips --batch-size "$BATCH" "${WORKERS[@]}" \
+  --out "$R/submission-flips.csv"
+
+LOADERS=torchvision,cache-gpu,synthetic
+[ "$DEVICE" = cpu ] && LOADERS=torchvision,cache-ram,synthetic
+for b in $BENCH_BATCHES; do
+  step "bench-b$b" "$PY" -m fastleaf bench --data "$D" --models cnn,resnet18,deit_tiny --modes train,infer \
+    --loaders "$LOADERS" --batch-size "$b" --img-size "$BENCH_IMG" --device "$DEVICE" "${BENCH_STEPS[@]}" \
+    "${WORKERS[@]}" --json "$OUT/bench-b$b.json"
+done
+
+step sync-probe "$PY" benchmarks/sync_probe.py --data "$D" --device "$DEVICE" "${PROBE[@]}" \
+  --json "$OUT/syncs.json"
+
+step summary "$PY" benchmarks/gpu_check_summary.py "$OUT"
+echo "total $((SECONDS - START)) s; failed steps: $FAILED; summary: $OUT/summary.md"
+[ -f "$OUT/summary.md" ] && cat "$OUT/summary.md"
+exit "$FAILED"

@@ -158,3 +158,21 @@ def test_fit_with_the_ram_cache_writes_metrics(tiny_data, tmp_path):
     assert len(rows) == 1 and float(rows[0]["img_per_s"]) > 0
     assert result.loader == "cache-ram"
     assert np.isfinite(float(rows[0]["val_loss"]))
+
+
+def test_pinned_gather_yields_every_batch_in_order_and_stops_cleanly():
+    import threading
+
+    from fastleaf.loaders.pinned import PinnedGather
+
+    store = torch.arange(40 * 6, dtype=torch.uint8).view(40, 2, 3)
+    index = torch.randperm(40, generator=torch.Generator().manual_seed(0))[:23]
+    # the logic on the CPU: unpinned buffers, consumed before they are handed back
+    gather = PinnedGather(store, index, 5, torch.device("cpu"), depth=2, pin=False)
+    batches = [b.clone() for b in gather]
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    assert torch.equal(torch.cat(batches), store[index])
+    for b in gather:          # a consumer that stops early leaves no thread behind
+        break
+    del b
+    assert not any(t.name == "fastleaf-pinned-gather" for t in threading.enumerate())

@@ -39,7 +39,7 @@ declare -A BUDGET=([versions]=10 [synth]=20 [pytest-gpu]=90 [train-torchvision-b
   [train-cache-bf16]=20 [train-cache-fp16]=20 [train-compile]=65 [tta-predict]=15
   [bench-b${BENCH_BATCHES% *}]=40 [bench-b${BENCH_BATCHES#* }]=25 [sync-probe]=30 [summary]=5)
 # the CPU dry run may take longer (a shared 2-core machine starts Python in seconds, not ms)
-SCALE=${BUDGET_SCALE:-$([ "$DEVICE" = cpu ] && echo 4 || echo 1)}
+SCALE=${BUDGET_SCALE:-$([ "$DEVICE" = cpu ] && echo 10 || echo 1)}
 for k in "${!BUDGET[@]}"; do BUDGET[$k]=$((BUDGET[$k] * SCALE)); done
 FAILED=0
 CURRENT=

@@ -61,7 +61,8 @@ def markdown(summary: dict) -> str:
     lines += [f"| {r['run']} | {r['epoch']} | {r['train_img_per_s']} | {r['val_img_per_s']} | "
               f"{r['acc']} | {r['time_s']} |" for r in summary["runs"]]
     lines += ["", "## fastleaf bench (median img/s; eff = / synthetic)", "",
-              "| model | mode | loader | batch | flags | img/s | eff |", "|---|---|---|---|---|---|---|"]
+              "| model | mode | loader | batch | flags | img/s | eff |",
+              "|---|---|---|---|---|---|---|"]
     for r in summary["bench"]:
         flags = "+".join(n for n, k in (("amp", "amp"), ("cl", "channels_last"),
                                         ("compile", "compile")) if r[k]) or "fp32"

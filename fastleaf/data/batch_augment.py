@@ -211,8 +211,8 @@ def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
     """
     scale, shift = 1.0 / std, -mean / std
     b, c, h, w = x.shape
-    out = torch.empty((b, c, h, w), dtype=dtype, device=x.device,
-                      memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((b, c, h, w), dtype=dtype, device=x.device, memory_format=layout)
     if c > 1 and channels_last and x.is_contiguous(memory_format=torch.channels_last) \
             and not x.is_contiguous():
         # NHWC in and out: channels are the innermost axis, and broadcasting a size-3 axis there

@@ -26,7 +26,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but no CUDA device is usable; use --device cpu")
+        raise RuntimeError("--device cuda asked for, but no CUDA device is usable; "
+                           "use --device cpu")
     index = torch.cuda.current_device() if device.index is None else device.index
     if index >= torch.cuda.device_count():
         raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")

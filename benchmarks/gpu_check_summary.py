@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 
 def read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
@@ -29,8 +31,11 @@ def steps(out: Path) -> list[dict]:
 def runs(out: Path) -> list[dict]:
     rows = []
     for metrics in sorted((out / "runs").glob("*/metrics.csv")):
+        config = yaml.safe_load((metrics.parent / "config.yaml").read_text()) or {}
         for r in csv.DictReader(open(metrics)):
-            rows.append({"run": metrics.parent.name, "epoch": int(r["epoch"]),
+            rows.append({"run": metrics.parent.name, "model": config.get("model"),
+                         "amp": config.get("amp"), "amp_dtype": config.get("amp_dtype"),
+                         "batch_size": config.get("batch_size"), "epoch": int(r["epoch"]),
                          "train_img_per_s": round(float(r["img_per_s"]), 1),
                          "val_img_per_s": round(float(r["val_img_per_s"]), 1),
                          "acc": round(float(r["acc"]), 4), "time_s": round(float(r["time_s"]), 1)})
@@ -56,10 +61,12 @@ def markdown(summary: dict) -> str:
              "", "## Steps", "", "| step | status | s (budget) |", "|---|---|---|"]
     lines += [f"| {s['step']} | {s['status']} | {s['seconds']} ({s['budget_s']}) |"
               for s in summary["steps"]]
-    lines += ["", "## Training runs (ResNet-18 unless named; channels_last)", "",
-              "| run | epoch | train img/s | val img/s | acc | s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['epoch']} | {r['train_img_per_s']} | {r['val_img_per_s']} | "
-              f"{r['acc']} | {r['time_s']} |" for r in summary["runs"]]
+    lines += ["", "## Training runs (channels_last)", "",
+              "| run | model | amp | batch | epoch | train img/s | val img/s | acc | s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['model']} | {r['amp_dtype'] if r['amp'] else 'fp32'} | "
+              f"{r['batch_size']} | {r['epoch']} | {r['train_img_per_s']} | "
+              f"{r['val_img_per_s']} | {r['acc']} | {r['time_s']} |" for r in summary["runs"]]
     lines += ["", "## fastleaf bench (median img/s; eff = / synthetic)", "",
               "| model | mode | loader | batch | flags | img/s | eff |",
               "|---|---|---|---|---|---|---|"]

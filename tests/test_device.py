@@ -129,24 +129,33 @@ def test_a_batch_of_one_left_over_does_not_stop_training(tiny_data, tmp_path):
 
 # ---- the stop flag: every rank agrees, also when the signal came after the last check ----
 
-def agree_worker(rank: int, port: int, raise_at: int, steps: int, out) -> None:
+# (signal raised at rank 1's step, steps in the epoch, steps both ranks run)
+SCENARIOS = [
+    (5, 20, 8),      # inside the epoch: both ranks stop at the next agreement (step 8)
+    (10, 10, 10),    # after the last agreement (step 8): only the epoch-end settle sees it
+    (99, 10, 10),    # no signal: nobody stops
+]
+
+
+def agree_worker(rank: int, port: int, out) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        calls = {"n": 0}
+        for raise_at, steps, _ in SCENARIOS:
+            calls = {"n": 0}
 
-        def local():            # only rank 1 gets the signal, at its step ``raise_at``
-            return rank == 1 and calls["n"] >= raise_at
+            def local():            # only rank 1 gets the signal, at its step ``raise_at``
+                return rank == 1 and calls["n"] >= raise_at
 
-        stop = AgreedStop(local, DistInfo(rank, 2, rank, group=True), torch.device("cpu"),
-                          every=4)
-        done = 0
-        for _ in range(steps):
-            done += 1
-            calls["n"] += 1
-            if stop():
-                break
-        out.put((rank, done, stop.settle()))
+            stop = AgreedStop(local, DistInfo(rank, 2, rank, group=True), torch.device("cpu"),
+                              every=4)
+            done = 0
+            for _ in range(steps):
+                done += 1
+                calls["n"] += 1
+                if stop():
+                    break
+            out.put((raise_at, rank, done, stop.settle()))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -158,19 +167,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("raise_at, steps, expected_done", [
-    (5, 20, 8),      # inside the epoch: both ranks stop at the next agreement (step 8)
-    (10, 10, 10),    # after the last agreement (step 8): only the epoch-end settle sees it
-    (99, 10, 10),    # no signal: nobody stops
-])
-def test_ranks_agree_on_stopping(raise_at, steps, expected_done):
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    mp.start_processes(agree_worker, args=(free_port(), raise_at, steps, out), nprocs=2,
-                       join=True, start_method="spawn")
-    results = sorted(out.get(timeout=30) for _ in range(2))
-    stopped = raise_at <= steps
-    assert results == [(0, expected_done, stopped), (1, expected_done, stopped)]
+@pytest.mark.slow
+def test_ranks_agree_on_stopping():
+    out = mp.get_context("spawn").Queue()
+    mp.start_processes(agree_worker, args=(free_port(), out), nprocs=2, join=True,
+                       start_method="spawn")
+    results = sorted(out.get(timeout=30) for _ in range(2 * len(SCENARIOS)))
+    expected = sorted((raise_at, rank, done, raise_at <= steps)
+                      for raise_at, steps, done in SCENARIOS for rank in (0, 1))
+    assert results == expected
 
 
 def test_one_process_reads_its_own_flag_every_step():

@@ -156,8 +156,8 @@ def default_rows() -> list[Row]:
     from .config import TrainConfig
     from .loaders import resolve_backend
     from .train.precision import amp_is_fast, create_precision
-    from .train.trainer import default_workers, with_speed_defaults
-    from .utils.device import resolve_device
+    from .train.trainer import with_speed_defaults
+    from .utils.device import MAX_WORKERS_CPU, default_workers, resolve_device, usable_cores
 
     base = TrainConfig()
     device = resolve_device(base.device)
@@ -169,7 +169,10 @@ def default_rows() -> list[Row]:
         amp_why = "CPU with native bf16 kernels"
     else:
         amp_why = "CPU without native bf16: emulated bf16 is slower than fp32"
-    workers = default_workers() if cfg.workers is None else cfg.workers
+    workers = default_workers(device) if cfg.workers is None else cfg.workers
+    workers_why = (f"the cores of this GPU's share of the machine, less one for the training "
+                   f"loop ({usable_cores()} cores here)" if device.type == "cuda" else
+                   f"one per core, at most {MAX_WORKERS_CPU} ({usable_cores()} cores here)")
     return [
         Row("defaults", "device", str(device),
             f"--device {base.device}: " + ("CUDA available" if device.type == "cuda"
@@ -181,8 +184,8 @@ def default_rows() -> list[Row]:
             "NHWC measured faster on CPU and GPU"),
         Row("defaults", "compile", "on" if cfg.compile else "off",
             "--compile opts in: compiling costs tens of seconds"),
-        Row("defaults", "workers", str(workers), f"loader processes: one per core, at most "
-            f"4 ({os.cpu_count()} cores here)"),
+        Row("defaults", "workers", str(workers), f"loader processes / decode threads: "
+            f"{workers_why}"),
         Row("defaults", "threads", str(torch.get_num_threads()), "torch intra-op threads"),
     ]
 

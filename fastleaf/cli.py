@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(err, USER_ERRORS) or os.environ.get("FASTLEAF_DEBUG"):
             raise
-        console.print(f"[bold red]error:[/bold red] {err}")
+        from rich.markup import escape
+
+        # soft_wrap: the message stays whole for a pipe; escape: names in it are not markup
+        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", soft_wrap=True)
         return 2
 
 

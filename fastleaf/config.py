@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import FastleafError
+
 
 @dataclass
 class TrainConfig:
@@ -64,12 +66,55 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
     resume: str | None = None
+    overwrite: bool = False       # replace an existing run folder instead of refusing it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+class ConfigError(FastleafError, ValueError):
+    """An option of the wrong type or range, or a broken config file."""
+
+
 KEYS = {f.name for f in fields(TrainConfig)}
+TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+# the smallest sensible value of each numeric option (a larger one is the user's choice)
+MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
+           "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
+           "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
+           "plateau_factor": 0.0, "plateau_patience": 0}
+
+
+def check_value(key: str, value, source: str) -> None:
+    """Refuse a value of the wrong type or below its minimum, naming where it came from."""
+    annotation = {f.name: f.type for f in fields(TrainConfig)}[key]
+    allowed = [TYPES[t.strip()] for t in str(annotation).split("|") if t.strip() in TYPES]
+    if value is None:
+        if "None" in str(annotation):
+            return
+    elif isinstance(value, bool):
+        if bool in allowed:
+            return
+    elif isinstance(value, int) and (int in allowed or float in allowed) or \
+            isinstance(value, float) and float in allowed or \
+            isinstance(value, str) and str in allowed:
+        if key in MINIMUM and value < MINIMUM[key]:
+            raise ConfigError(f"{source}: {key} must be at least {MINIMUM[key]}, got {value!r}")
+        return
+    names = " or ".join(t.__name__ for t in allowed)
+    raise ConfigError(f"{source}: {key} must be {names}, got {value!r} "
+                      f"({type(value).__name__})")
+
+
+def make_config(values: dict, source: str) -> TrainConfig:
+    """A :class:`TrainConfig` from checked values (``source`` names the file or flags)."""
+    for key, value in values.items():
+        check_value(key, value, source)
+    cfg = TrainConfig(**values)
+    if cfg.fold is not None and cfg.folds and cfg.fold >= cfg.folds:
+        raise ConfigError(f"{source}: fold {cfg.fold} does not exist with {cfg.folds} folds "
+                          f"(0..{cfg.folds - 1})")
+    return cfg
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -80,19 +125,21 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def parse_yaml(text: str, label: str) -> dict:
-    """Option values from YAML ``text``; ``label`` names the file in errors."""
+    """Option values from YAML ``text``, each of its option's type; ``label`` names the file."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"{label}: not valid YAML ({' '.join(str(err).split())})") from None
+        raise ConfigError(f"{label}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{label}: expected a mapping of option: value")
+        raise ConfigError(f"{label}: expected a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     # a recipe may describe itself; the description is for `fastleaf configs`, not an option
     data.pop("description", None)
     unknown = sorted(set(data) - KEYS)
     if unknown:
-        raise ValueError(f"{label}: unknown option(s) {unknown}")
+        raise ConfigError(f"{label}: unknown option(s) {unknown}")
+    for key, value in data.items():
+        check_value(key, value, label)
     return data
 
 
@@ -116,8 +163,11 @@ def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainC
     unknown = sorted(set(overrides) - KEYS)
     if unknown:
         raise TypeError(f"unknown option(s) {unknown}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        check_value(key, value, f"--{key.replace('_', '-')}")
+    values.update(given)
+    return make_config(values, str(config_file or "options"))
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -16,6 +16,7 @@ from fastleaf.loaders import LoaderOptions, create_loader
 from fastleaf.train import resume
 from fastleaf.train.distributed import AgreedStop, DistInfo
 from fastleaf.utils import device as devmod
+from fastleaf.errors import FastleafError
 from fastleaf.utils.device import default_workers, resolve_device, same_device
 
 
@@ -31,16 +32,16 @@ def test_cuda_resolves_to_an_explicit_index(two_gpus):
     assert resolve_device("cuda") == torch.device("cuda", 0)
     assert resolve_device("auto") == torch.device("cuda", 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(ValueError, match="cuda:2.*2 CUDA device"):
+    with pytest.raises(FastleafError, match="cuda:2.*2 CUDA device"):
         resolve_device("cuda:2")
-    with pytest.raises(ValueError, match="--device 'gpu'"):
+    with pytest.raises(FastleafError, match="--device 'gpu'"):
         resolve_device("gpu")
 
 
 def test_cuda_without_a_gpu_is_refused_and_auto_is_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="--device cpu"):
+    with pytest.raises(FastleafError, match="--device cpu"):
         resolve_device("cuda")
 
 

@@ -56,7 +56,11 @@ def print_report(report, max_lines: int = 50) -> None:
 
     from ..utils.console import console
 
-    if report.findings:
+    if report.findings and not console.is_terminal:
+        # a pipe or a log: one finding a line, never a wrapped table
+        for f in report.findings[:max_lines]:
+            console.print(f.one_line(), markup=False, highlight=False, soft_wrap=True)
+    elif report.findings:
         table = Table(show_header=True, header_style="bold", show_lines=False)
         table.add_column("severity", no_wrap=True)
         table.add_column("kind", no_wrap=True)
@@ -81,8 +85,16 @@ def print_report(report, max_lines: int = 50) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.check import check_data
+    from ..data.table import data_files
+    from ..errors import FastleafError
     from ..utils.console import console
+    from ..utils.paths import output_file
 
+    if args.workers is not None and args.workers < 1:
+        raise FastleafError(f"--workers {args.workers}: needs at least 1 thread")
+    extra = [args.classes] if args.classes else []
+    if args.out:
+        output_file(args.out, "--out", [*data_files(args.data), *extra])
     classes = load_class_file(args.classes) if args.classes else None
     report = check_data(args.data, classes=classes, decode=not args.no_decode,
                         workers=args.workers, image_size=args.image_size)

@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import csv as csvlib
 import hashlib
+import os
 import posixpath
 import re
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import pandas as pd
 
 from ..utils.atomic import atomic_path
+from .imageio import Header, ImageDecodeError, ImageTooLarge, decode_bytes, probe
 from .table import DataError, image_path, load_classes, resolve_layout
 from .table import read_frame as read_table_frame
 
@@ -65,6 +66,12 @@ class Finding:
     @property
     def line(self) -> int | None:
         return None if self.row is None else self.row + 2
+
+    def one_line(self) -> str:
+        """``severity kind file:line image: problem`` on one line, for scripts and logs."""
+        where = str(self.csv) if self.line is None else f"{self.csv}:{self.line}"
+        image = "" if self.image is None else f" {self.image!r}"
+        return f"{self.severity} {self.kind} {where}{image}: {' '.join(self.detail.split())}"
 
 
 def finding(kind: str, severity: str, csv: Path, row: int | None, image: str | None,
@@ -101,13 +108,14 @@ class CheckReport:
     def counts(self) -> Counter:
         return Counter((f.severity, f.kind) for f in self.findings)
 
-    def write_csv(self, path) -> Path:
-        """All findings as CSV (severity,kind,csv,line,image,message), written atomically."""
+    def write_csv(self, path, findings: list[Finding] | None = None) -> Path:
+        """Findings (default: all) as CSV (severity,kind,csv,line,image,message), atomically."""
         path = Path(path)
+        findings = self.findings if findings is None else findings
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             out = csvlib.writer(f, lineterminator="\n")
             out.writerow(["severity", "kind", "csv", "line", "image", "message"])
-            for x in self.findings:
+            for x in findings:
                 out.writerow([x.severity, x.kind, x.csv, "" if x.line is None else x.line,
                               "" if x.image is None else x.image, x.message])
         return path
@@ -159,17 +167,24 @@ def frame_rows(frame: pd.DataFrame, csv: Path, root: Path,
     """Rows with their file paths; empty and escaping paths are refused here, never opened."""
     labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
     rows = []
+    real_root = os.path.realpath(root)
     for i, (image, label) in enumerate(zip(frame["image"].tolist(), labels)):
         path = None
         if not image.strip():
             findings.append(finding("empty_image", ERROR, csv, i, image, "empty image path"))
+        elif image != image.strip():
+            findings.append(finding("spaces_in_name", ERROR, csv, i, image,
+                                    f"the image name has spaces around it; did you mean "
+                                    f"{image.strip()!r}?"))
         else:
             try:
-                path = image_path(root, image, csv, i)
-            except DataError:
+                path = image_path(root, image, csv, i, real_root)
+            except DataError as err:
+                how = "through a symbolic link" if "symbolic" in str(err) else \
+                    "absolute or '..'"
                 findings.append(finding("path_escape", ERROR, csv, i, image,
-                                        "image path escapes the data folder (absolute or '..'); "
-                                        "refused, not opened"))
+                                        f"image path escapes the data folder ({how}); "
+                                        f"refused, not opened"))
         rows.append(Row(csv, i, image, label, path_key(image), path))
     return rows
 
@@ -257,6 +272,10 @@ def label_findings(rows: list[Row], classes: list[str] | None, source: str) -> l
         near, d = closest(label, common)
         if near is not None and d <= TYPO_DISTANCE:
             typos[label] = near
+    out += [finding("single_image_class", WARNING, r.csv, r.row, r.image,
+                    f"label {r.label!r} has this one image: it can never be both trained on "
+                    f"and validated, nor stratified into folds")
+            for r in labelled if counts[r.label] == 1 and r.label not in typos]
     odd = sum(not LABEL_STYLE.fullmatch(label) for label in counts)
     strict_style = odd < len(counts) / 2 and odd <= max(1, ODD_SHARE * len(counts))
     seen = set()
@@ -276,9 +295,12 @@ def label_findings(rows: list[Row], classes: list[str] | None, source: str) -> l
 # ---------------------------------------------------------------- image files
 
 def inspect_file(path: Path, decode: bool = True) -> FileInfo:
-    """Read one image file once: existence, magic bytes, JPEG end marker, full decode, mode."""
-    from PIL import Image, UnidentifiedImageError
+    """Read one image file once: existence, header and pixel limit, full decode, mode, EXIF.
 
+    With ``decode`` the verdict is the decoder's (trailing bytes after a complete image are
+    fine); without it, a JPEG lacking its end-of-image marker near the end is called truncated.
+    File contents are never quoted in a finding.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -288,34 +310,49 @@ def inspect_file(path: Path, decode: bool = True) -> FileInfo:
     if not data:
         return FileInfo([("empty_file", ERROR, "image file is empty (0 bytes)")])
     info = FileInfo(digest=hashlib.blake2b(data, digest_size=16).hexdigest())
-    # entropy-coded data byte-stuffs 0xFF, so FFD9 near the end is the real end-of-image marker
-    tail = data[-EOI_TAIL:]
-    truncated = data.startswith(JPEG_SOI) and JPEG_EOI not in tail
     try:
-        with Image.open(BytesIO(data)) as img:
-            fmt, mode, info.size = img.format, img.mode, img.size
-            if decode:
-                img.load()     # raises on a truncated file unless LOAD_TRUNCATED_IMAGES is set
-    except UnidentifiedImageError:
-        info.problems.append(("not_image", ERROR, f"not an image file (starts with "
-                                                  f"{data[:8].hex(' ')})"))
+        header = probe(data, path)
+    except ImageTooLarge as err:
+        info.problems.append(("too_large", ERROR, without_path(err, path)))
         return info
-    except Exception as err:   # any decoder failure (OSError, SyntaxError, bombs) means corrupt
-        why = "truncated JPEG (no end-of-image marker), " if truncated else "corrupt image, "
-        info.problems.append(("corrupt", ERROR, f"{why}cannot be decoded ({err})"))
+    except ImageDecodeError:
+        info.problems.append(("not_image", ERROR, "not an image file (no image header that "
+                                                  "Pillow knows)"))
         return info
-    if truncated:
+    info.size = header.size
+    if decode:
+        try:
+            decode_bytes(data, path)
+        except ImageDecodeError as err:
+            info.problems.append(("corrupt", ERROR, f"corrupt image, cannot be decoded "
+                                                    f"({without_path(err, path)})"))
+            return info
+    elif data.startswith(JPEG_SOI) and JPEG_EOI not in data[-EOI_TAIL:]:
         info.problems.append(("corrupt", ERROR, "truncated JPEG: no end-of-image marker "
                                                 "(FFD9) at the end"))
         return info
-    if fmt not in ("JPEG", "MPO"):
-        info.problems.append(("not_jpeg", WARNING, f"a {fmt} file behind a "
-                                                   f"{path.suffix or 'suffix-less'} name; "
-                                                   f"it decodes, through the slower Pillow path"))
-    if mode != "RGB":
-        info.problems.append(("converted_mode", WARNING, f"{MODE_NAMES.get(mode, mode)} image "
-                                                         f"(mode {mode}); converted to RGB"))
+    info.problems += header_notes(header, path)
     return info
+
+
+def without_path(err: Exception, path: Path) -> str:
+    return str(err).removeprefix(f"{path}: ")
+
+
+def header_notes(header: Header, path: Path) -> list[tuple[str, str, str]]:
+    """Usable but worth knowing: a non-JPEG, a non-RGB mode, an EXIF rotation."""
+    notes = []
+    if header.format not in ("JPEG", "MPO"):
+        notes.append(("not_jpeg", WARNING, f"a {header.format} file behind a "
+                                           f"{path.suffix or 'suffix-less'} name; it decodes, "
+                                           f"through the slower Pillow path"))
+    if header.mode != "RGB":
+        notes.append(("converted_mode", WARNING, f"{MODE_NAMES.get(header.mode, header.mode)} "
+                                                 f"image (mode {header.mode}); converted to RGB"))
+    if header.orientation != 1:
+        notes.append(("exif_rotated", WARNING, f"EXIF orientation {header.orientation}: the "
+                                               f"image is turned upright when decoded"))
+    return notes
 
 
 def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:

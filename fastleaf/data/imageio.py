@@ -1,10 +1,17 @@
 """Decode one image file to an RGB ``uint8`` tensor ``(3, H, W)``, whatever its format or mode.
 
-libjpeg-turbo through ``torchvision.io.decode_jpeg`` is the fast path; grayscale, RGBA, CMYK,
-PNG and anything else Pillow reads go through Pillow.  Errors name the file.
+The one decode entry point of the package (check, loaders, caches, predict, viz, summary):
+the header is read first and an image above the pixel limit is refused before any pixel is
+decoded (``FASTLEAF_MAX_PIXELS``, default 40 megapixels; a Classify Leaves image is 0.05).
+EXIF orientation is applied.  libjpeg-turbo through ``torchvision.io.decode_jpeg`` is the
+fast path; grayscale, RGBA, CMYK, PNG and anything else Pillow reads go through Pillow.
+Errors name the file.
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -12,43 +19,99 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from ..errors import FastleafError
 
-class ImageDecodeError(RuntimeError):
+
+DEFAULT_MAX_PIXELS = 40_000_000
+EXIF_ORIENTATION = 0x0112
+
+
+class ImageDecodeError(FastleafError, RuntimeError):
     pass
 
 
-def read_bytes(path: Path) -> torch.Tensor:
+class ImageTooLarge(ImageDecodeError):
+    """A header announcing more pixels than the limit: a decompression bomb or a stray photo."""
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``FASTLEAF_MAX_PIXELS`` when set, else 40 megapixels."""
+    raw = os.environ.get("FASTLEAF_MAX_PIXELS", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise FastleafError(f"FASTLEAF_MAX_PIXELS={raw!r}: expected a positive whole number")
+    return value
+
+
+@dataclass
+class Header:
+    format: str | None
+    mode: str
+    size: tuple[int, int]            # (width, height)
+    orientation: int = 1             # EXIF orientation; 1 is upright
+
+
+def probe(data: bytes, path: Path) -> Header:
+    """Read the header only (no pixels) and enforce the pixel limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(BytesIO(data)) as img:
+            header = Header(img.format, img.mode, img.size,
+                            int(img.getexif().get(EXIF_ORIENTATION, 1) or 1))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ImageDecodeError(f"{path}: not a readable image ({err})") from None
+    width, height = header.size
+    if width * height > max_pixels():
+        raise ImageTooLarge(f"{path}: {width}x{height} pixels is above the limit of "
+                            f"{max_pixels():,} (FASTLEAF_MAX_PIXELS); refused, not decoded")
+    return header
+
+
+def read_bytes(path: Path) -> bytes:
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err})") from None
     if not data:
         raise ImageDecodeError(f"{path}: empty file")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    return data
 
 
-def decode_with_pillow(path: Path) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+def decode_with_pillow(data: bytes, path: Path):
+    """Fully decoded Pillow image, upright (EXIF orientation applied), in its own mode."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(BytesIO(data)) as img:
             img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            return ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as err:
         raise ImageDecodeError(f"{path}: not a readable image ({err})") from None
+
+
+def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
+    """``(3, H, W)`` uint8 RGB from a file's bytes, within the pixel limit."""
+    probe(data, path)
+    if data[:3] == b"\xff\xd8\xff":
+        try:
+            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                               mode=ImageReadMode.RGB, apply_exif_orientation=True)
+        except RuntimeError:
+            pass  # CMYK, progressive oddities or a damaged tail: let Pillow try and report
+    rgb = decode_with_pillow(data, path).convert("RGB")
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
 
 
 def decode_rgb(path: Path) -> torch.Tensor:
-    """``(3, H, W)`` uint8 RGB."""
-    data = read_bytes(path)
-    is_jpeg = len(data) > 3 and data[0] == 0xFF and data[1] == 0xD8
-    if is_jpeg:
-        try:
-            return decode_jpeg(data, mode=ImageReadMode.RGB)
-        except RuntimeError:
-            pass  # CMYK, progressive oddities or a damaged tail: let Pillow try and report
-    return decode_with_pillow(path)
+    """``(3, H, W)`` uint8 RGB of the file at ``path``."""
+    return decode_bytes(read_bytes(path), path)
 
 
 def resize_uint8(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,9 +1,12 @@
 """The data check that runs before training: stop with the full list, or drop bad rows.
 
-    drop = preflight("data/classify-leaves", skip_bad=False)   # raises DataError listing errors
+    checked = preflight("data/classify-leaves", skip_bad=False)  # raises DataError listing errors
+    checked.drop                                                 # train rows to leave out
+    checked.write(run_dir)                                       # run_dir/bad_rows.csv
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..utils.console import console
@@ -14,19 +17,37 @@ SHOW = 20   # findings listed in an error message before "... and N more"
 
 
 def listing(findings) -> str:
-    lines = [f"  {f.message}" for f in findings[:SHOW]]
+    """The first findings, one a line: a sentence on a terminal, ``severity kind file:line
+    image: problem`` for a pipe or a log."""
+    plain = not console.is_terminal
+    lines = [f.one_line() if plain else f"  {f.message}" for f in findings[:SHOW]]
     if len(findings) > SHOW:
         lines.append(f"  ... and {len(findings) - SHOW} more (fastleaf check-data lists all)")
     return "\n".join(lines)
 
 
-def preflight(data_dir, *, skip_bad: bool = False, run_dir: Path | None = None,
-              image_size: int | None = None, quiet: bool = False) -> set[int]:
+@dataclass
+class Preflight:
+    """The train.csv rows to leave out and the findings that made them bad."""
+
+    drop: set[int] = field(default_factory=set)
+    report: CheckReport | None = None
+    dropped: list = field(default_factory=list)     # findings of the dropped rows
+
+    def write(self, run_dir: Path) -> Path | None:
+        """``run_dir/bad_rows.csv``: the findings of the dropped rows only (none: no file)."""
+        if not self.drop or self.report is None:
+            return None
+        return self.report.write_csv(Path(run_dir) / "bad_rows.csv", self.dropped)
+
+
+def preflight(data_dir, *, skip_bad: bool = False, image_size: int | None = None,
+              quiet: bool = False) -> Preflight:
     """Check the data; return the train.csv rows to drop (empty unless ``skip_bad``).
 
     Errors in train.csv stop the run (``DataError`` with every problem) unless ``skip_bad``,
-    which drops those rows and writes them to ``run_dir/bad_rows.csv``.  Problems in test.csv
-    do not block training; they are reported (prediction refuses them).
+    which drops those rows (``Preflight.write`` lists them in the run folder).  Problems in
+    test.csv do not block training; they are reported (prediction refuses them).
     """
     report: CheckReport = check_data(data_dir, image_size=image_size)
     train_csv = resolve_layout(data_dir).train_csv
@@ -39,22 +60,20 @@ def preflight(data_dir, *, skip_bad: bool = False, run_dir: Path | None = None,
         raise DataError(f"{len(train_errors)} bad row(s) in {train_csv}; fix them or pass "
                         f"--skip-bad to leave them out:\n" + listing(train_errors))
     drop = report.bad_rows(train_csv) if skip_bad else set()
-    if drop and run_dir is not None:
-        report.write_csv(Path(run_dir) / "bad_rows.csv")
     if not quiet:
-        say(report, drop, other_errors, run_dir)
-    return drop
+        say(report, drop, other_errors)
+    return Preflight(drop, report, [f for f in train_errors if f.row in drop])
 
 
-def say(report: CheckReport, drop: set[int], other_errors, run_dir) -> None:
+def say(report: CheckReport, drop: set[int], other_errors) -> None:
     notes = report.counts()
     warned = ", ".join(f"{n} {kind}" for (sev, kind), n in sorted(notes.items())
                        if sev == "warning")
     console.print(f"data check: {report.images_checked} images in {report.seconds:.1f}s"
                   f"{'; notes: ' + warned if warned else ''}")
     if drop:
-        where = f"; listed in {Path(run_dir) / 'bad_rows.csv'}" if run_dir else ""
-        console.print(f"[yellow]skipping {len(drop)} bad train row(s){where}[/yellow]")
+        console.print(f"[yellow]skipping {len(drop)} bad train row(s); listed in the run "
+                      f"folder's bad_rows.csv[/yellow]")
     if other_errors:
         console.print(f"[yellow]{len(other_errors)} problem(s) outside train.csv (prediction "
                       f"will refuse them):[/yellow]\n" + listing(other_errors))

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from .imageio import ImageDecodeError, probe
 from .table import Samples, load_table
 
 
@@ -37,20 +38,18 @@ def inspect_images(entries: list[tuple[str, object, str]]) -> dict:
 
     Returns sizes, modes and formats (counts), unreadable files and groups of identical files.
     """
-    from PIL import Image, UnidentifiedImageError
-
     sizes, modes, formats = Counter(), Counter(), Counter()
     unreadable, by_hash = [], defaultdict(list)
     for image, path, where in entries:
         try:
             data = path.read_bytes()
-            with Image.open(path) as img:           # lazy: reads the header, not the pixels
-                sizes[f"{img.width}x{img.height}"] += 1
-                modes[img.mode] += 1
-                formats[img.format or "?"] += 1
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+            header = probe(data, path)      # the header, not the pixels; the pixel limit holds
+        except (OSError, ImageDecodeError) as err:
             unreadable.append({"image": image, "where": where, "error": str(err)[:200]})
             continue
+        sizes[f"{header.size[0]}x{header.size[1]}"] += 1
+        modes[header.mode] += 1
+        formats[header.format or "?"] += 1
         by_hash[hashlib.sha1(data).hexdigest()].append(image)
     return {"images_checked": len(entries), "sizes": dict(sizes.most_common()),
             "modes": dict(modes.most_common()), "formats": dict(formats.most_common()),

@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ..errors import FastleafError
+
 UNLABELLED = -1
 PSEUDO = "pseudo"        # train.csv ``source`` of pseudo-labelled rows: they never validate
 POINTER = "data.yaml"    # optional: ``image_root: FOLDER`` the image paths are relative to
 
 
-class DataError(ValueError):
+class DataError(FastleafError, ValueError):
     """Bad input data; the message names the file and, where there is one, the CSV row."""
 
 
@@ -160,12 +162,22 @@ def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame
     return frame
 
 
-def image_path(root: Path, image: str, csv: Path, row: int) -> Path:
-    """Join a CSV image entry to the data folder, refusing paths that escape it."""
+def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | None = None) -> Path:
+    """Join a CSV image entry to the data folder, refusing paths that escape it, also through
+    a symbolic link (``images/x.jpg -> /elsewhere``): such a file is never opened.
+
+    ``real_root`` is ``os.path.realpath(root)``, passed in by callers joining many rows.
+    """
     rel = Path(image)
     if rel.is_absolute() or ".." in rel.parts:
         raise DataError(f"{csv} row {row + 2}: image path {image!r} escapes the data folder")
-    return root / rel
+    path = root / rel
+    real_root = real_root or os.path.realpath(root)
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise DataError(f"{csv} row {row + 2}: image path {image!r} escapes the data folder "
+                        f"through a symbolic link")
+    return path
 
 
 def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -236,7 +248,9 @@ def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layou
                        csv: Path) -> Samples:
     images = frame["image"].tolist()
     rows = frame.index.to_numpy(dtype=np.int64)        # CSV data rows, also after dropping some
-    paths = [image_path(layout.image_root, image, csv, row) for row, image in zip(rows, images)]
+    real_root = os.path.realpath(layout.image_root)
+    paths = [image_path(layout.image_root, image, csv, row, real_root)
+             for row, image in zip(rows, images)]
     return Samples(name, paths, labels, rows, csv, images)
 
 
@@ -282,9 +296,39 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
                  everything.subset(val_idx, "val"), test, everything, everything.rows[pseudo])
 
 
+def data_files(data_dir) -> list[Path]:
+    """Every file the data set consists of: the CSVs, the class list and each image named in
+    them (outputs must never be one of these)."""
+    layout = resolve_layout(data_dir)
+    files = [layout.train_csv, layout.test_csv, layout.image_root / "classes.json"]
+    for csv in (layout.train_csv, layout.test_csv):
+        frame, _ = read_frame(csv, ("image",))
+        if frame is not None:
+            files += [layout.image_root / image.strip() for image in frame["image"]
+                      if image.strip()]
+    return files
+
+
 def save_classes(classes: list[str], path: Path) -> None:
-    path.write_text(json.dumps(classes, indent=0) + "\n")
+    from ..utils.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(classes, indent=0) + "\n")
 
 
 def load_classes(path: Path) -> list[str]:
-    return json.loads(Path(path).read_text())
+    """A JSON list of distinct, non-empty class names; anything else is named as broken."""
+    path = Path(path)
+    try:
+        classes = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not a readable JSON class list ({err})") from None
+    if not isinstance(classes, list) or not classes:
+        raise DataError(f"{path}: expected a non-empty JSON list of class names, "
+                        f"got {type(classes).__name__}")
+    bad = [c for c in classes if not isinstance(c, str) or not c.strip()]
+    if bad:
+        raise DataError(f"{path}: class names must be non-empty strings; found {bad[0]!r}")
+    if len(set(classes)) != len(classes):
+        twice = next(c for c in classes if classes.count(c) > 1)
+        raise DataError(f"{path}: class {twice!r} is listed twice")
+    return classes

@@ -13,7 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.table import UNLABELLED, Samples, read_csv, resolve_layout, samples_from_frame
+from ..data.table import (UNLABELLED, DataError, Samples, data_files, read_csv,
+                          resolve_layout, samples_from_frame)
+from ..utils.paths import output_file
+from .blend import blend_ensemble
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
 from .submission import probs_format, write_probs, write_submission
 
@@ -37,6 +40,14 @@ def read_test_samples(data_dir=None) -> Samples:
     frame = read_csv(layout.test_csv, ("image",))
     labels = np.full(len(frame), UNLABELLED, dtype=np.int64)
     return samples_from_frame("test", frame, labels, layout, layout.test_csv)
+
+
+def require_images(samples: Samples) -> None:
+    """Each test image must exist: a missing one is named with its test.csv line up front."""
+    for path, row, image in zip(samples.paths, samples.rows, samples.images):
+        if not path.is_file():
+            raise DataError(f"{samples.csv} line {int(row) + 2} ({image!r}): image file not "
+                            f"found: {path}")
 
 
 def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path = "submission.csv",
@@ -66,12 +77,17 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
     if blend is None and not checkpoints:
         raise ValueError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
     samples = read_test_samples(data_dir)
+    members = load_members(checkpoints, weights) if blend is None else []
+    # every output is checked before the first image is predicted: never an input, writable
+    inputs = [*data_files(data_dir), *(m.path for m in members),
+              *([blend] if blend else [])]
+    output_file(out, "--out", inputs)
+    if save_probs:
+        output_file(save_probs, "--save-probs", [*inputs, out])
+    require_images(samples)
     if blend is not None:
-        from .blend import blend_ensemble
-
         members, output = blend_ensemble(blend, samples, settings)
     else:
-        members = load_members(checkpoints, weights)
         output = ensemble_probs(members, samples, settings)[settings.tta]
     classes = members[0].classes
     predicted = output.probs.argmax(-1).numpy()

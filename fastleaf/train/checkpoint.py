@@ -12,18 +12,20 @@ from pathlib import Path
 
 import torch
 
+from ..errors import FastleafError
 from ..utils.atomic import atomic_path
 
 FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FastleafError, ValueError):
     pass
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    # through a Python file: a full disk surfaces as OSError(ENOSPC), which atomic_path words
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -35,12 +37,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: refused to load: not a plain weights-only checkpoint "
-                              f"(it may carry pickled code, or be damaged): {first}") from None
+                              f"(it may carry pickled code, or be damaged): {why(err)}") from None
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
         raise CheckpointError(f"{path}: not a fastleaf checkpoint (no model/model_name entries)")
     return state
+
+
+def why(err: Exception) -> str:
+    """The reason in PyTorch's refusal, without its advice to load with ``weights_only=False``
+    (which would run whatever code the file carries)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if "weights_only" not in line.lower()
+               and not line.startswith(("Weights only load failed", "Check the documentation"))]
+    return reasons[0][:300] if reasons else type(err).__name__
 
 
 def model_from_checkpoint(state: dict):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..utils.atomic import write_text_atomic
@@ -70,7 +72,24 @@ class RunRecorder:
             self.writer.close()
 
 
+@contextmanager
+def locked(path: Path):
+    """An exclusive ``fcntl`` lock on ``path.lock``: runs finishing together take turns."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def append_score(scores_csv: Path, row: dict) -> None:
-    """One summary row per run in ``runs/scores.csv`` (a run re-recorded replaces its row)."""
-    rows = [r for r in read_rows(scores_csv) if r.get("run") != row["run"]] + [row]
-    write_rows(scores_csv, SCORE_COLUMNS, rows)
+    """One summary row per run in ``runs/scores.csv`` (a run re-recorded replaces its row).
+
+    The read-modify-write happens under a lock, so concurrent runs never drop each other's row.
+    """
+    with locked(scores_csv):
+        rows = [r for r in read_rows(scores_csv) if r.get("run") != row["run"]] + [row]
+        write_rows(scores_csv, SCORE_COLUMNS, rows)

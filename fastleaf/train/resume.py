@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import KEYS, TrainConfig, load_yaml
+from ..config import KEYS, TrainConfig, check_value, load_yaml, make_config
 from .checkpoint import CheckpointError, load_checkpoint
+
+
+# options that decide the model's shape or the split: changing them cannot continue a run
+FIXED_ON_RESUME = ("model", "finetune_all", "folds", "fold", "val_fraction", "seed")
 
 
 def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
@@ -17,10 +21,20 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "last.pt").is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (needs config.yaml and last.pt)")
     values = load_yaml(run_dir / "config.yaml")
-    values.update({k: v for k, v in overrides.items() if v is not None and k in KEYS})
+    given = {k: v for k, v in overrides.items() if v is not None and k in KEYS}
+    for key, value in given.items():
+        check_value(key, value, f"--{key.replace('_', '-')}")
+    fixed = {k: (values.get(k), v) for k, v in given.items()
+             if k in FIXED_ON_RESUME and v != values.get(k)}
+    if fixed:
+        said = ", ".join(f"--{k.replace('_', '-')} {new!r} (the run has {old!r})"
+                         for k, (old, new) in sorted(fixed.items()))
+        raise CheckpointError(f"{run_dir}: cannot resume with {said}; a resumed run keeps its "
+                              f"model and split (start a new run with --out for that)")
+    values.update(given)
     values["out"] = str(run_dir)
     values["resume"] = str(run_dir)
-    return TrainConfig(**values)
+    return make_config(values, str(run_dir / "config.yaml"))
 
 
 def rng_state(device: torch.device | None = None) -> dict:

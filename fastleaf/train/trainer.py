@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,13 +19,15 @@ import torch.nn as nn
 from ..config import TrainConfig, save_config
 from ..data.augment import AugmentSpec
 from ..data.mix import create_mixer
-from ..data.preflight import preflight
-from ..data.table import Table, load_table, save_classes
+from ..data.preflight import Preflight, preflight
+from ..data.table import Table, load_table, resolve_layout, save_classes
+from ..errors import FastleafError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..models import create_model, load_weights
 from ..utils.console import console, make_progress
 from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
-from .checkpoint import save_checkpoint
+from ..utils.paths import RUN_FILES, run_folder
+from .checkpoint import CheckpointError, save_checkpoint
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           gather_in_rank_order, init_distributed, sync_buffers, wrap_ddp)
 from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
@@ -144,21 +148,23 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    drop = set()
+    data_root = resolve_layout(cfg.data).image_root
+    run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite, data_root=data_root)
+    checked = Preflight()
     if cfg.check_data:
         # every bad file is found here, before the first step, never deep inside an epoch
-        drop = preflight(cfg.data, skip_bad=cfg.skip_bad, run_dir=run_dir if info.main else None,
-                         quiet=not info.main)
+        checked = preflight(cfg.data, skip_bad=cfg.skip_bad, quiet=not info.main)
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
-                       folds=cfg.folds, drop_rows=drop,
+                       folds=cfg.folds, drop_rows=checked.drop,
                        group_near_duplicates=cfg.group_near_duplicates)
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
-        raise ValueError("the validation split is empty: raise --val-fraction or add data")
+        raise FastleafError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,
                                                            info.shard)
     model, compiled = build_model(cfg, table.num_classes, device)
+    check_input_size(model, cfg, device)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
                         cfg.plateau_factor, cfg.plateau_patience)
@@ -167,22 +173,63 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
     # DDP wraps last (after compile); evaluation uses the unwrapped view: no collective calls
     train_model = wrap_ddp(compiled, info, device, cfg.sync_bn)
-    if info.main:      # only now: a run that cannot start leaves no folder behind
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        save_classes(table.classes, run_dir / "classes.json")
-    recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
-                           purge_step=resume["epoch"] + 1 if resume else None) if info.main else None
     run = Run(cfg, info, device, table, run_dir, model, train_model, compiled, train_loader,
-              val_loader, optimizer, schedule, precision, mixer, recorder)
+              val_loader, optimizer, schedule, precision, mixer, None)
     if resume:
-        restore(run, resume)
+        restore(run, resume)       # a checkpoint that does not fit fails here, before any write
+    if info.main:      # only now: a run that cannot start leaves its folder as it was
+        start_folder(run, checked, resume)
     return run, backend, why
 
 
+def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
+    cfg, run_dir = run.cfg, run.run_dir
+    if cfg.overwrite and not resume:
+        clear_run(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    save_classes(run.table.classes, run_dir / "classes.json")
+    checked.write(run_dir)
+    run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
+                               purge_step=resume["epoch"] + 1 if resume else None)
+    if resume:
+        run.recorder.truncate(int(resume["epoch"]))   # rows after the checkpoint are redone
+    else:
+        # the state before epoch 1: a stop during the first epoch resumes from here
+        save_checkpoint(run_dir / "last.pt", checkpoint_state(
+            cfg, run.model, run.table.classes, 0, {}, run.best_score, training_state(run)))
+
+
+def clear_run(run_dir: Path) -> None:
+    """``--overwrite``: the old run's records go, so nothing of it mixes into the new one."""
+    for name in (*RUN_FILES, "bad_rows.csv", "classes.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+
+
+def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """One forward pass of a single blank image: a too small --img-size fails here, in words."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise FastleafError(f"--img-size {cfg.img_size} does not fit model {cfg.model!r} "
+                            f"({first}); use a larger --img-size (224 is the data's)") from None
+    finally:
+        model.train(was_training)
+
+
 def restore(run: Run, state: dict) -> None:
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    try:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{run.run_dir / 'last.pt'}: does not fit the model built from "
+                              f"these options ({first}); resume without changing them") from None
     run.schedule.load_state_dict(state["scheduler"])
     if run.precision.scaler is not None and state.get("scaler"):
         run.precision.scaler.load_state_dict(state["scaler"])
@@ -191,8 +238,6 @@ def restore(run: Run, state: dict) -> None:
     run.best_score = float(state.get("best_score", float("-inf")))
     run.best_epoch = int(state.get("best_epoch", 0))
     run.best_row = dict(state.get("best_row", {}))
-    if run.recorder is not None:
-        run.recorder.truncate(int(state["epoch"]))   # rows after the checkpoint are redone
 
 
 def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
@@ -239,18 +284,17 @@ def validate(run: Run) -> tuple[float, dict, float]:
     return loss, metrics, rate * run.info.world
 
 
-def save_epoch(run: Run, epoch: int, row: dict, interrupted: bool = False) -> bool:
+def save_epoch(run: Run, epoch: int, row: dict) -> bool:
     """Record the epoch and write checkpoints (rank 0); returns whether it is the best."""
     # without validation the latest epoch is the result: its number is its score
     score = float(epoch) if run.val_loader is None else row.get(run.cfg.eval_metric, 0.0)
-    is_best = not interrupted and score > run.best_score
+    is_best = score > run.best_score
     if is_best:
         run.best_score, run.best_epoch, run.best_row = score, epoch, row
     if not run.info.main:
         return is_best
     cfg, classes = run.cfg, run.table.classes
-    if not interrupted:
-        run.recorder.log_epoch(row)
+    run.recorder.log_epoch(row)
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
             cfg, run.model, classes, epoch, row, run.best_score))
@@ -308,12 +352,14 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                 start = time.perf_counter()
                 stats, stopped = train_epoch(run, epoch, stop)
                 if stopped:
+                    # last.pt already holds the state at the end of epoch - 1 (or before
+                    # epoch 1); the weights half-way through this epoch are not a resumable state
                     cause = f"signal {stop.signum}" if stop() else "a signal to another rank"
-                    save_epoch(run, epoch - 1, {"epoch": epoch - 1, **row}, interrupted=True)
                     raise TrainingInterrupted(
-                        f"stopped by {cause} during epoch {epoch}; saved "
-                        f"{run.run_dir / 'last.pt'} (epoch {epoch} will be redone). Resume "
-                        f"with: fastleaf train --resume {run.run_dir}", stop.exit_code)
+                        f"stopped by {cause} during epoch {epoch}; "
+                        f"{run.run_dir / 'last.pt'} holds the end of epoch {epoch - 1} (epoch "
+                        f"{epoch} will be redone). Resume with: fastleaf train --resume "
+                        f"{run.run_dir}", stop.exit_code)
                 val_loss, metrics, val_rate = validate(run)
                 lr = run.schedule.lr
                 # with no validation, the plateau schedule watches the training loss

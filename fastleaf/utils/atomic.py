@@ -4,25 +4,41 @@ A crash at any moment leaves either the old file or the new one, never a truncat
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import FastleafError
+
+# write failures that are the machine's state, not a bug: said in one line
+FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temp path next to ``path``; on success it replaces ``path``."""
+    """Yield a temp path next to ``path``; on success it replaces ``path``.
+
+    A full disk (or a read-only one) raises :class:`FastleafError` naming ``path``; the old
+    file, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; results are ordinary files
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; results are ordinary files
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in FULL:
+            raise
+        raise FastleafError(f"cannot write {path}: {FULL[err.errno]}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

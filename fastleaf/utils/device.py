@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from ..errors import FastleafError
+
 MAX_WORKERS_CPU = 4    # on the CPU, loader workers compete with the model's own threads
 MAX_WORKERS_GPU = 32
 
@@ -22,15 +24,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise FastleafError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") \
+            from None
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but no CUDA device is usable; "
-                           "use --device cpu")
+        raise FastleafError(f"--device {name}: no CUDA device is usable here; use --device cpu")
     index = torch.cuda.current_device() if device.index is None else device.index
     if index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise FastleafError(f"--device {name}: only {torch.cuda.device_count()} CUDA "
+                            f"device(s) here")
     return torch.device("cuda", index)
 
 

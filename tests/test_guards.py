@@ -278,3 +278,17 @@ def test_weights_only_refusal_gives_no_unsafe_advice(tmp_path):
     said = str(err.value)
     assert "weights_only=False" not in said and "Re-running" not in said and "refused" in said
     assert "\n" not in str(err.value)
+
+
+def test_prediction_refuses_a_decompression_bomb(tiny_data, finished, tmp_path, capsys):
+    from test_check_hostile import huge_header_jpeg
+
+    data = shutil.copytree(tiny_data, tmp_path / "data")
+    bomb = (data / "test.csv").read_text().splitlines()[2].strip()
+    huge_header_jpeg(data / bomb)
+    code = main(["tta-predict", "--data", str(data), "--checkpoint", str(finished),
+                 "--out", str(tmp_path / "sub.csv"), "--device", "cpu", "--workers", "0",
+                 "--loader", "torchvision"])
+    assert code == 2
+    assert "pixel limit" in one_line_error(capsys)
+    assert not (tmp_path / "sub.csv").exists()

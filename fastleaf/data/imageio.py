@@ -64,6 +64,9 @@ def probe(data: bytes, path: Path) -> Header:
         with Image.open(BytesIO(data)) as img:
             header = Header(img.format, img.mode, img.size,
                             int(img.getexif().get(EXIF_ORIENTATION, 1) or 1))
+    except Image.DecompressionBombError as err:     # Pillow's own, higher limit
+        raise ImageTooLarge(f"{path}: above the pixel limit of {max_pixels():,} "
+                            f"(FASTLEAF_MAX_PIXELS); refused, not decoded ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ImageDecodeError(f"{path}: not a readable image ({err})") from None
     width, height = header.size

@@ -136,3 +136,96 @@ def test_nothing_to_resume_is_a_clear_error(tmp_path):
 
     with pytest.raises(CheckpointError, match="nothing to resume"):
         resume_config(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_in_epoch", [1, 2])
+def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path,
+                                                                  monkeypatch, stop_in_epoch):
+    from fastleaf.train import trainer
+    from fastleaf.train.signals import TrainingInterrupted
+
+    base = dict(data=str(tiny_data), model="cnn", img_size=112, batch_size=16, epochs=2,
+                workers=0, progress=False, tensorboard=False, check_data=False, device="cpu",
+                augment="light", seed=3)
+    fit(resolve_config(out=str(tmp_path / "whole"), **base))
+    whole = load_checkpoint(tmp_path / "whole" / "last.pt")
+
+    real, epochs = trainer.train_one_epoch, []
+
+    def signalled(model, loader, *args, **kw):
+        epochs.append(1)
+
+        class Interrupting:          # sends SIGINT before the second batch of the chosen epoch
+            def __len__(self):
+                return len(loader)
+
+            def __iter__(self):
+                for i, batch in enumerate(loader):
+                    if len(epochs) == stop_in_epoch and i == 1:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    yield batch
+
+        return real(model, Interrupting(), *args, **kw)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", signalled)
+    run = tmp_path / "cut"
+    with pytest.raises(TrainingInterrupted):
+        fit(resolve_config(out=str(run), **base))
+    assert load_checkpoint(run / "last.pt")["epoch"] == stop_in_epoch - 1
+    monkeypatch.setattr(trainer, "train_one_epoch", real)
+    fit(resolve_config(out=str(run), resume=str(run), **base))
+    resumed = load_checkpoint(run / "last.pt")
+    assert resumed["epoch"] == 2
+    for key, value in whole["model"].items():
+        assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
+    assert [r["epoch"] for r in metric_rows(run)] == ["1", "2"]
+
+
+def children(pid):
+    """Worker processes torchrun started (``fastleaf`` in their command line)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        pids = [int(p) for p in f.read().split()]
+    return [p for p in pids if b"fastleaf" in open(f"/proc/{p}/cmdline", "rb").read()]
+
+
+@pytest.mark.slow
+def test_elastic_restart_resumes_on_its_own(tiny_data, tmp_path):
+    run = tmp_path / "elastic"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "--max-restarts", "1", "-m", "fastleaf", "train", "--data", str(tiny_data),
+         "--epochs", "3", "--out", str(run), *COMMON], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_rows(launcher, run, 1)
+    workers = children(launcher.pid)
+    assert len(workers) == 2
+    os.kill(workers[-1], signal.SIGKILL)          # one of the two workers dies
+    output, _ = launcher.communicate(timeout=600)
+    assert launcher.returncode == 0, output
+    assert "resumed at epoch" in flat(output)
+    assert [int(r["epoch"]) for r in metric_rows(run)] == [1, 2, 3]
+    assert load_checkpoint(run / "last.pt")["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine_write_one_run(tiny_data, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "multi"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "leaves",
+         "-m", "fastleaf", "train", "--data", str(tiny_data), "--epochs", "1", "--out", str(run),
+         *COMMON], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert sum("x2 processes" in flat(out) for out in outputs) == 1     # one rank 0 reports
+    assert [r["epoch"] for r in metric_rows(run)] == ["1"]
+    assert load_checkpoint(run / "best.pt")["epoch"] == 1

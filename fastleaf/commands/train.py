@@ -73,6 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sync-bn", action=flag, help="synchronise batch norm across processes")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its last.pt (flags given here override its config)")
+    g.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace the run already in --out (default: refuse it)")
     g = p.add_argument_group("records")
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
@@ -89,7 +91,25 @@ def config_from_args(args: argparse.Namespace):
         from ..train.resume import resume_config
 
         return resume_config(args.resume, **overrides)
-    return resolve_config(args.config, **overrides)
+    cfg = resolve_config(args.config, **overrides)
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 and not cfg.folds:
+        return elastic_restart(cfg, overrides)
+    return cfg
+
+
+def elastic_restart(cfg, overrides: dict):
+    """torchrun restarted this worker (``--max-restarts``): continue the earlier attempt from
+    its ``last.pt``; an attempt that died before writing one is started over."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..train.resume import resume_config
+    from ..train.trainer import default_run_dir
+
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    if (run_dir / "last.pt").is_file():
+        return resume_config(run_dir, **overrides)
+    return replace(cfg, out=str(run_dir), overwrite=True)
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:

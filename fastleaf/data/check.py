@@ -23,29 +23,21 @@ Image files are read once each and checked in a thread pool (Pillow's decoder re
 from __future__ import annotations
 
 import csv as csvlib
-import hashlib
 import os
 import posixpath
 import re
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..utils.atomic import atomic_path
-from .imageio import Header, ImageDecodeError, ImageTooLarge, decode_bytes, probe
+from .check_images import ERROR, WARNING, FileInfo, inspect_files
 from .table import DataError, image_path, load_classes, resolve_layout
 from .table import read_frame as read_table_frame
 
-ERROR, WARNING = "error", "warning"
-JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
-EOI_TAIL = 4096          # bytes at the end searched for the end-of-image marker
-MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "1": "black-and-white", "P": "palette",
-              "PA": "palette+alpha", "RGBA": "RGBA", "CMYK": "CMYK", "YCbCr": "YCbCr",
-              "I": "32-bit grayscale", "I;16": "16-bit grayscale", "F": "float grayscale"}
 LABEL_STYLE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")   # acer_rubrum, crataegus_crus-galli
 ODD_SHARE = 0.1          # at most this share of distinct labels (or one) may break the style
 TYPO_DISTANCE = 2
@@ -131,19 +123,6 @@ class Row:
     label: str | None
     key: str
     path: Path | None
-
-
-@dataclass
-class FileInfo:
-    """What reading one image file found: problems as (kind, severity, detail)."""
-
-    problems: list[tuple[str, str, str]] = field(default_factory=list)
-    size: tuple[int, int] | None = None          # (width, height)
-    digest: str | None = None
-
-    @property
-    def has_error(self) -> bool:
-        return any(sev == ERROR for _, sev, _ in self.problems)
 
 
 # ---------------------------------------------------------------- CSV files
@@ -293,74 +272,6 @@ def label_findings(rows: list[Row], classes: list[str] | None, source: str) -> l
 
 
 # ---------------------------------------------------------------- image files
-
-def inspect_file(path: Path, decode: bool = True) -> FileInfo:
-    """Read one image file once: existence, header and pixel limit, full decode, mode, EXIF.
-
-    With ``decode`` the verdict is the decoder's (trailing bytes after a complete image are
-    fine); without it, a JPEG lacking its end-of-image marker near the end is called truncated.
-    File contents are never quoted in a finding.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return FileInfo([("missing_file", ERROR, f"image file not found: {path}")])
-    except OSError as err:
-        return FileInfo([("unreadable", ERROR, f"cannot read {path}: {err.strerror or err}")])
-    if not data:
-        return FileInfo([("empty_file", ERROR, "image file is empty (0 bytes)")])
-    info = FileInfo(digest=hashlib.blake2b(data, digest_size=16).hexdigest())
-    try:
-        header = probe(data, path)
-    except ImageTooLarge as err:
-        info.problems.append(("too_large", ERROR, without_path(err, path)))
-        return info
-    except ImageDecodeError:
-        info.problems.append(("not_image", ERROR, "not an image file (no image header that "
-                                                  "Pillow knows)"))
-        return info
-    info.size = header.size
-    if decode:
-        try:
-            decode_bytes(data, path)
-        except ImageDecodeError as err:
-            info.problems.append(("corrupt", ERROR, f"corrupt image, cannot be decoded "
-                                                    f"({without_path(err, path)})"))
-            return info
-    elif data.startswith(JPEG_SOI) and JPEG_EOI not in data[-EOI_TAIL:]:
-        info.problems.append(("corrupt", ERROR, "truncated JPEG: no end-of-image marker "
-                                                "(FFD9) at the end"))
-        return info
-    info.problems += header_notes(header, path)
-    return info
-
-
-def without_path(err: Exception, path: Path) -> str:
-    return str(err).removeprefix(f"{path}: ")
-
-
-def header_notes(header: Header, path: Path) -> list[tuple[str, str, str]]:
-    """Usable but worth knowing: a non-JPEG, a non-RGB mode, an EXIF rotation."""
-    notes = []
-    if header.format not in ("JPEG", "MPO"):
-        notes.append(("not_jpeg", WARNING, f"a {header.format} file behind a "
-                                           f"{path.suffix or 'suffix-less'} name; it decodes, "
-                                           f"through the slower Pillow path"))
-    if header.mode != "RGB":
-        notes.append(("converted_mode", WARNING, f"{MODE_NAMES.get(header.mode, header.mode)} "
-                                                 f"image (mode {header.mode}); converted to RGB"))
-    if header.orientation != 1:
-        notes.append(("exif_rotated", WARNING, f"EXIF orientation {header.orientation}: the "
-                                               f"image is turned upright when decoded"))
-    return notes
-
-
-def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:
-    """:func:`inspect_file` over every distinct path, in a thread pool."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = pool.map(lambda p: inspect_file(p, decode), paths)
-        return dict(zip(paths, infos))
-
 
 def image_findings(rows: list[Row], infos: dict[Path, FileInfo],
                    image_size: int | None) -> list[Finding]:

@@ -51,7 +51,10 @@ class RunResult:
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    """``runs/<model>-<timestamp>``; under torchrun the launch's run id replaces the time, so
+    every rank and every elastic restart names the same folder."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    stamp = run_id if run_id != "none" else datetime.now().strftime("%Y%m%d-%H%M%S")
     fold = f"-fold{cfg.fold}" if cfg.folds else ""
     return Path(cfg.runs_dir) / f"{cfg.model}{fold}-{stamp}"
 
@@ -148,8 +151,9 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    data_root = resolve_layout(cfg.data).image_root
-    run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite, data_root=data_root)
+    if info.main:      # the rank that writes; the others would see its files appear
+        run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite,
+                   data_root=resolve_layout(cfg.data).image_root)
     checked = Preflight()
     if cfg.check_data:
         # every bad file is found here, before the first step, never deep inside an epoch

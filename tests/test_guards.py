@@ -158,7 +158,7 @@ def test_concurrent_runs_keep_every_score_row(tmp_path):
 
 # ---------------------------------------------------------------- one-line errors
 
-@pytest.mark.parametrize("size", [7, 32])
+@pytest.mark.parametrize("size", [7, 32, 64])
 def test_image_size_below_the_model_minimum(tiny_data, tmp_path, capsys, size):
     out = tmp_path / "r"
     args = ["train", "--data", str(tiny_data), "--out", str(out), "--epochs", "1", *FAST,

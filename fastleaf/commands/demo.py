@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     # --amp / --channels-last unset: the trainer picks what is measured fastest on the device
     cfg = resolve_config(data=str(data), model=args.model, epochs=args.epochs, batch_size=32,
                          lr=1e-3, augment="light",
-                         device=args.device, out=str(root / f"{args.model}-demo"))
+                         device=args.device, out=str(root / f"{args.model}-demo"),
+                         overwrite=True)    # the demo's own folder: a second demo replaces it
     result = fit(cfg)
     print_summary(result)
     chance = 1.0 / args.classes

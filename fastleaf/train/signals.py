@@ -1,4 +1,7 @@
-"""SIGINT / SIGTERM: finish the current step, save ``last.pt``, exit non-zero with a resume hint."""
+"""SIGINT / SIGTERM: finish the current step, exit non-zero with a resume hint.
+
+``last.pt`` already holds the end of the last finished epoch, the one state that resumes exactly.
+"""
 from __future__ import annotations
 
 import signal
@@ -37,7 +40,7 @@ class GracefulStop:
 
 
 class TrainingInterrupted(Exception):
-    """Raised after ``last.pt`` was saved because a stop signal arrived."""
+    """Raised when a stop signal arrived; ``last.pt`` holds the last finished epoch."""
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)

@@ -113,7 +113,9 @@ def test_cli_reports_bad_data_in_one_line(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path), "--no-progress"])
     assert code == 2
     out = " ".join(capsys.readouterr().out.split())
-    assert "train.csv line 3 ('../evil.jpg'): image path escapes the data folder" in out
+    # not a terminal: one finding a line, ``severity kind file:line 'image': problem``
+    assert f"error path_escape {tmp_path / 'train.csv'}:3 '../evil.jpg': image path escapes " \
+           f"the data folder" in out
 
 
 def test_bad_rows_stop_training_or_are_skipped(tiny_data, tmp_path):

@@ -54,8 +54,12 @@ def inspect_file(path: Path, decode: bool = True) -> FileInfo:
         info.problems.append(("too_large", ERROR, without_path(err, path)))
         return info
     except ImageDecodeError:
-        info.problems.append(("not_image", ERROR, "not an image file (no image header that "
-                                                  "Pillow knows)"))
+        if data.startswith(JPEG_SOI):     # a JPEG cut short inside its header
+            info.problems.append(("corrupt", ERROR, "truncated or damaged JPEG: its header "
+                                                    "cannot be read"))
+        else:
+            info.problems.append(("not_image", ERROR, "not an image file (no image header "
+                                                      "that Pillow knows)"))
         return info
     info.size = header.size
     if decode:

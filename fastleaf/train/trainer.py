@@ -302,7 +302,7 @@ def save_epoch(run: Run, epoch: int, row: dict) -> bool:
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
             cfg, run.model, classes, epoch, row, run.best_score))
-    if cfg.keep_top and not interrupted:
+    if cfg.keep_top:
         update_top(run.run_dir, cfg.keep_top, epoch, score,
                    "epoch" if run.val_loader is None else cfg.eval_metric,
                    checkpoint_state(cfg, run.model, classes, epoch, row, score))

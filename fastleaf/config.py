@@ -22,7 +22,11 @@ class TrainConfig:
     fold: int | None = None
     folds: int | None = None
     group_near_duplicates: bool = True   # folds keep visually identical images together
-    img_size: int = 224
+    img_size: int | None = None   # None: the model's own input size (224 for the built-ins)
+    mean: list[float] | None = None        # None: the pretrained weights' statistics
+    std: list[float] | None = None
+    interpolation: str | None = None       # None: the weights' (recorded with the run)
+    crop_pct: float | None = None          # None: the weights' eval crop (recorded with the run)
     augment: str = "kaggle"
     loader: str = "auto"
     cache: str = "none"           # decode-once cache: none, ram or gpu (overrides --loader)
@@ -34,12 +38,18 @@ class TrainConfig:
     pretrained: bool = False
     weights: str | None = None
     finetune_all: bool = False
+    drop_path: float | None = None         # stochastic depth rate (timm models); None: timm's
     # optimisation (paper defaults)
     epochs: int = 20
     batch_size: int = 50
     lr: float = 3e-4
     optimizer: str = "adam"
-    weight_decay: float = 0.0
+    weight_decay: float | None = None      # None: 0.05 for adamw, 0 for adam and sgd
+    backbone_lr: float = 1.0               # backbone learning rate as a fraction of --lr
+    layer_decay: float | None = None       # layer-wise lr decay (timm models), e.g. 0.75
+    freeze_epochs: int = 0                 # train only the head for the first N epochs
+    model_ema: bool = False                # validate and save an EMA of the weights
+    model_ema_decay: float = 0.998
     scheduler: str = "plateau"
     plateau_factor: float = 0.5
     plateau_patience: int = 5

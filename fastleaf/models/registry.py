@@ -36,7 +36,7 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
 
     Args:
         name: a built-in name or any timm model name.
-        pretrained: take timm's weights from its hub (needs network access).
+        pretrained: ImageNet weights from timm's hub, else an installed weights package.
         finetune_all: for models with a frozen backbone by default (deit_tiny), train all.
     """
     if name in _MODELS:
@@ -46,16 +46,34 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
 
 
 def timm_model(name: str, num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:
+    """A timm model; ``pretrained`` weights from the hub or an installed package (see
+    :mod:`.pretrained`), printing where they came from."""
     import timm
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}   # unset options: timm's default
     if not timm.list_models(name) and name not in timm.list_models(pretrained=True):
         raise ValueError(f"unknown model {name!r}: not built in ({', '.join(list_models())}) "
                          f"and not a timm model name")
-    try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
-    except Exception as err:  # hub unreachable, missing weights ...
-        if not pretrained:
-            raise
-        raise RuntimeError(f"could not fetch pretrained weights for {name!r} ({err}); offline, "
-                           f"pass a local state dict with --weights FILE instead") from err
+    if not pretrained:
+        return timm.create_model(name, num_classes=num_classes, **kwargs)
+    from ..utils.console import console
+    from .pretrained import (PretrainedSource, PretrainedUnavailable, package_file,
+                             resolve_pretrained, unavailable_message)
+
+    source = resolve_pretrained(name)
+    if source.kind == "hub":
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+            console.print(source.describe())
+            return model
+        except Exception as err:  # the hub answered but the download failed: try a package
+            path = package_file(name)
+            if path is None:
+                raise PretrainedUnavailable(f"{unavailable_message(name)} (hub: {err})") from err
+            source = PretrainedSource("package", path, name)
+    model = timm.create_model(name, num_classes=num_classes, **kwargs)
+    from .weights import load_weights
+
+    report = load_weights(model, source.where)
+    console.print(f"{source.describe()}: {report.summary()}")
+    return model

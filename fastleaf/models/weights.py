@@ -1,6 +1,8 @@
 """Load a local state dict (``.safetensors``, ``.pth``/``.pt`` or a fastleaf checkpoint) into a model.
 
 Works offline: this is how pretrained ImageNet weights reach a machine without hub access.
+The file's layout is detected and converted by an explicit key map (:mod:`.convert`):
+EfficientNet-PyTorch, torchvision ResNet/VGG, a fastleaf checkpoint or timm's own names.
 Keys are matched as they are, or under the model's ``backbone.`` prefix (a timm DeiT state dict
 into fastleaf's ``deit_tiny``); tensors whose shape differs (a 1000-class head) are skipped.
 """
@@ -12,7 +14,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .convert import convert_state, detect_layout
+
 STRIP_PREFIXES = ("module.", "_orig_mod.")
+BACKBONE = "backbone."
 
 
 @dataclass
@@ -21,13 +26,16 @@ class LoadReport:
     skipped_shape: list[str]
     missing: list[str]
     unexpected: list[str]
+    layout: str = "timm"
 
     def summary(self) -> str:
-        return (f"loaded {self.loaded} tensors; {len(self.skipped_shape)} skipped (shape), "
-                f"{len(self.missing)} left at init, {len(self.unexpected)} unused")
+        return (f"{self.layout} layout; loaded {self.loaded} tensors; "
+                f"{len(self.skipped_shape)} skipped (shape), {len(self.missing)} left at init, "
+                f"{len(self.unexpected)} unused")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_weights(path: str | Path) -> dict:
+    """A state dict of tensors, or a whole fastleaf checkpoint (a dict with ``model``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -40,13 +48,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as err:
         raise ValueError(f"{path}: not a weights-only state dict ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]                        # a fastleaf checkpoint
-    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    tensors = obj.get("model") if isinstance(obj, dict) and isinstance(obj.get("model"), dict) \
+        else obj
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor)
+                                                for v in tensors.values()):
         raise ValueError(f"{path}: expected a state dict of tensors")
     return obj
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    obj = read_weights(path)
+    return obj["model"] if detect_layout(obj) == "fastleaf" else obj
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -59,20 +73,38 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
-    """Copy matching tensors from ``path`` into ``model``; raise if none match."""
-    state = strip_prefixes(read_state_dict(path))
+def convert_for(model: nn.Module, obj: dict):
+    """(layout, converted state in the model's keys, unknown source keys, shape mismatches)."""
+    layout = detect_layout(obj)
+    source = strip_prefixes(obj["model"] if layout == "fastleaf" else obj)
     own = model.state_dict()
-    if sum(k in own for k in state) < sum(f"backbone.{k}" in own for k in state):
-        state = {f"backbone.{k}": v for k, v in state.items()}
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    best = None
+    # as they are, or under backbone. (a timm backbone's weights into a model with a new head)
+    for prefix in ("", BACKBONE):
+        target = {k[len(prefix):]: v for k, v in own.items() if k.startswith(prefix)}
+        converted, unknown, mismatch = convert_state(source, layout if layout != "fastleaf"
+                                                     else "timm", target)
+        if best is None or len(converted) > len(best[1]):
+            best = (prefix, converted, unknown, mismatch)
+    prefix, converted, unknown, mismatch = best
+    return (layout, {prefix + k: v for k, v in converted.items()}, unknown,
+            [prefix + k for k in mismatch])
+
+
+def load_state(model: nn.Module, obj: dict, name: str, strict: bool = False) -> LoadReport:
+    """Copy the tensors of ``obj`` (any known layout) into ``model``; raise if none match."""
+    layout, usable, unknown, mismatch = convert_for(model, obj)
     if not usable:
-        raise ValueError(f"{path}: no tensor matches the model's parameters "
-                         f"(first keys: {list(state)[:3]})")
+        first = list(obj["model"] if layout == "fastleaf" else obj)[:3]
+        raise ValueError(f"{name}: no tensor matches the model's parameters "
+                         f"({layout} layout; first keys: {first})")
     result = model.load_state_dict(usable, strict=False)
-    report = LoadReport(len(usable), skipped, list(result.missing_keys),
-                        [k for k in state if k not in own])
+    report = LoadReport(len(usable), mismatch, list(result.missing_keys), unknown, layout)
     if strict and (report.missing or report.skipped_shape or report.unexpected):
-        raise ValueError(f"{path}: does not match the model exactly: {report.summary()}")
+        raise ValueError(f"{name}: does not match the model exactly: {report.summary()}")
     return report
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
+    """Copy matching tensors from the file ``path`` into ``model``; raise if none match."""
+    return load_state(model, read_weights(path), str(path), strict)

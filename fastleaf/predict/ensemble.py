@@ -4,8 +4,8 @@
     outputs = ensemble_probs(members, table.test, PredictSettings(tta="flips"))
     outputs["flips"].probs                                       # (N, classes), rows sum to 1
 
-Each checkpoint is run at its own ``config["img_size"]`` through the loader seam (eval preset),
-so DALI or cache backends are used when they are available.
+Each checkpoint is run at its own data config (``img_size``, mean/std: what it was trained
+with) through the loader seam (eval preset), so DALI or cache backends are used when available.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Sequence
 
 import torch
 
-from ..data.augment import AugmentSpec
 from ..data.table import Samples
 from ..loaders import LoaderOptions, create_loader, resolve_backend
+from ..models.data_config import DataConfig, data_config_of, eval_spec
 from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
 from ..train.precision import amp_is_fast, create_precision
@@ -44,8 +44,12 @@ class Member:
         return list(self.state["classes"])
 
     @property
+    def data(self) -> DataConfig:
+        return data_config_of(self.config)
+
+    @property
     def img_size(self) -> int:
-        return int(self.config.get("img_size", 224))
+        return self.data.size
 
 
 @dataclass
@@ -197,14 +201,14 @@ def prepare_member(member: Member, settings: PredictSettings, device: torch.devi
     return model, precision, channels_last, batch_size
 
 
-def make_eval_loader(samples: Samples, img_size: int, batch_size: int, channels_last: bool,
+def make_eval_loader(samples: Samples, data: DataConfig, batch_size: int, channels_last: bool,
                      device: torch.device, settings: PredictSettings):
     """An eval-preset loader (every row once, in order) through the loader seam."""
     backend, _ = resolve_backend(settings.loader, device)
     workers = default_workers(device) if settings.workers is None else settings.workers
     options = LoaderOptions(batch_size=batch_size, device=device, channels_last=channels_last,
                             workers=min(workers, max(1, -(-len(samples) // batch_size))))
-    return create_loader(samples, AugmentSpec.eval_preset(img_size), options, backend)
+    return create_loader(samples, eval_spec(data), options, backend)
 
 
 def ensemble_probs(members: Sequence[Member], samples: Samples, settings: PredictSettings,
@@ -230,7 +234,7 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
     labels = expected
     for member in members:
         model, precision, channels_last, batch_size = prepare_member(member, settings, device)
-        loader = make_eval_loader(samples, member.img_size, batch_size, channels_last, device,
+        loader = make_eval_loader(samples, member.data, batch_size, channels_last, device,
                                   settings)
         how.append(f"{member.state['model_name']} {member.img_size}px on {device}, "
                    f"{precision.name}{', channels_last' if channels_last else ''}, "

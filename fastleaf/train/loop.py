@@ -39,8 +39,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
                     precision: Precision, loss_fn: nn.Module, *,
                     mixer: Callable | None = None, grad_clip: float = 0.0,
                     on_step: Callable[[int, int, float], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
-    """Train over ``loader`` once.  ``on_step(batches_done, images_done, loss)`` feeds progress."""
+                    should_stop: Callable[[], bool] | None = None,
+                    after_step: Callable[[], None] | None = None) -> EpochStats:
+    """Train over ``loader`` once.  ``on_step(batches_done, images_done, loss)`` feeds progress;
+    ``after_step()`` runs after every optimizer step (per-iteration schedule, weight EMA)."""
     model.train()
     device = next(model.parameters()).device
     running = torch.zeros((), device=device)
@@ -67,6 +69,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
             if grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+        if after_step is not None:
+            after_step()
         running += loss.detach() * len(labels)
         count += len(labels)
         seen += len(labels)

@@ -1,67 +1,121 @@
 """Optimizer and learning-rate schedule factories.
 
 Paper default: Adam(lr 3e-4) + ReduceLROnPlateau(min, factor 0.5, patience 5) on val loss.
-Option: AdamW + cosine with linear warmup (timm's CosineLRScheduler, stepped per epoch).
+Fine-tuning: AdamW + cosine with linear warmup, stepped every iteration (timm's
+CosineLRScheduler), a lower learning rate for the pretrained backbone (``backbone_lr``) or
+layer-wise decay (``layer_decay``), and no weight decay on norm layers and biases.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
+from .freeze import head_parameter_ids
+
+DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.05, "sgd": 0.0}
+
+
+def resolve_weight_decay(name: str, weight_decay: float | None) -> float:
+    """``None`` means the optimizer's default; an explicit value (0 included) is kept."""
+    if name not in DEFAULT_WEIGHT_DECAY:
+        raise ValueError(f"unknown optimizer {name!r}: adam, adamw or sgd")
+    return DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else float(weight_decay)
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_lr: float = 1.0,
+                 layer_decay: float | None = None) -> list[dict]:
+    """Groups by (head or backbone) x (decayed or not): norm weights and biases (1-d tensors)
+    get no weight decay; backbone groups run at ``lr * backbone_lr``.  With ``layer_decay``,
+    timm's layer-wise groups: each layer's rate shrinks by that factor per layer from the top."""
+    if layer_decay:
+        from timm.optim import param_groups_layer_decay
+
+        groups = param_groups_layer_decay(model, weight_decay, layer_decay=layer_decay)
+        for g in groups:
+            # the scale is folded into the rate so every scheduler (not only timm's) honours it
+            g["lr"] = lr * g.pop("lr_scale", 1.0)
+        return [g for g in groups if g["params"]]
+    head = head_parameter_ids(model)
+    buckets: dict[tuple[bool, bool], list] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        buckets.setdefault((id(p) in head, p.ndim <= 1), []).append(p)
+    return [{"params": params, "lr": lr if is_head else lr * backbone_lr,
+             "weight_decay": 0.0 if no_decay else weight_decay}
+            for (is_head, no_decay), params in sorted(buckets.items())]
+
 
 def create_optimizer(model: nn.Module, name: str = "adam", lr: float = 3e-4,
-                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+                     weight_decay: float | None = None, backbone_lr: float = 1.0,
+                     layer_decay: float | None = None) -> torch.optim.Optimizer:
+    weight_decay = resolve_weight_decay(name, weight_decay)
+    groups = param_groups(model, lr, weight_decay, backbone_lr, layer_decay)
+    if not groups:
         raise ValueError("the model has no trainable parameters")
     # CUDA: one fused kernel for the whole step, which also takes GradScaler's inf check on
     # the device (no per-step host sync); the CPU keeps the default implementation
-    fused = {"fused": True} if all(p.is_cuda for p in params) else {}
+    fused = {"fused": True} if all(p.is_cuda for g in groups for p in g["params"]) else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
+        return torch.optim.Adam(groups, lr=lr, **fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay or 0.05, **fused)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
-                               weight_decay=weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {name!r}: adam, adamw or sgd")
+        return torch.optim.AdamW(groups, lr=lr, **fused)
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **fused)
 
 
 class Schedule:
-    """Uniform ``step(epoch, val_loss)`` over plateau, cosine and constant schedules."""
+    """Plateau (per epoch, on the validation loss), cosine with warmup (per iteration) or none.
+
+    The trainer calls ``step_update()`` after every optimizer step and ``step(epoch, val_loss)``
+    after every epoch; each schedule acts on the one that is its unit.
+    """
 
     def __init__(self, optimizer, name: str = "plateau", epochs: int = 20, warmup_epochs: int = 0,
-                 factor: float = 0.5, patience: int = 5, min_lr: float = 1e-6):
+                 factor: float = 0.5, patience: int = 5, min_lr: float = 1e-6,
+                 steps_per_epoch: int = 1):
         self.name = name
         self.optimizer = optimizer
+        self.updates = 0
         if name == "plateau":
             self.impl = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=factor, patience=patience)
         elif name == "cosine":
             from timm.scheduler import CosineLRScheduler
 
-            self.impl = CosineLRScheduler(optimizer, t_initial=max(1, epochs - warmup_epochs),
-                                          lr_min=min_lr, warmup_t=warmup_epochs,
-                                          warmup_lr_init=min_lr, warmup_prefix=True)
+            steps = max(1, steps_per_epoch)
+            self.impl = CosineLRScheduler(optimizer, t_initial=max(1, epochs - warmup_epochs) * steps,
+                                          lr_min=min_lr, warmup_t=warmup_epochs * steps,
+                                          warmup_lr_init=min_lr, warmup_prefix=True,
+                                          t_in_epochs=False)
         elif name == "none":
             self.impl = None
         else:
             raise ValueError(f"unknown scheduler {name!r}: plateau, cosine or none")
 
+    def step_update(self) -> None:
+        """Call after every optimizer step."""
+        self.updates += 1
+        if self.name == "cosine":
+            self.impl.step_update(self.updates)
+
     def step(self, epoch: int, val_loss: float) -> None:
         """Call after finishing ``epoch`` (1-based)."""
         if self.name == "plateau":
             self.impl.step(val_loss)
-        elif self.name == "cosine":
-            self.impl.step(epoch)
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The highest rate of any group (the head's when the backbone runs slower)."""
+        return max(float(g["lr"]) for g in self.optimizer.param_groups)
 
     def state_dict(self) -> dict:
-        return self.impl.state_dict() if self.impl is not None else {}
+        state = self.impl.state_dict() if self.impl is not None else {}
+        return {**state, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.updates = int(state.pop("updates", 0))
         if self.impl is not None and state:
             self.impl.load_state_dict(state)
+        if self.name == "cosine" and self.updates:
+            self.impl.step_update(self.updates)

@@ -17,13 +17,14 @@ import torch
 import torch.nn as nn
 
 from ..config import TrainConfig, save_config
-from ..data.augment import AugmentSpec
 from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..models import create_model, load_weights
+from ..models.data_config import data_config_of, eval_spec, resolve_data_config, train_spec
+from ..models.pretrained import resolve_pretrained
 from ..utils.console import console, make_progress
 from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
 from ..utils.paths import RUN_FILES, run_folder
@@ -62,7 +63,7 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     """(model to save, model to run).  Wrapping order: device -> channels_last -> compile."""
     model = create_model(cfg.model, num_classes, pretrained=cfg.pretrained,
-                         finetune_all=cfg.finetune_all)
+                         finetune_all=cfg.finetune_all, drop_path_rate=cfg.drop_path)
     if cfg.weights:
         report = load_weights(model, cfg.weights)
         console.print(f"weights {cfg.weights}: {report.summary()}")
@@ -88,17 +89,19 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
                             channels_last=cfg.channels_last,
                             workers=default_workers(device) if cfg.workers is None else cfg.workers,
                             seed=cfg.seed, shard=shard, dtype=dtype)
-    train_spec = AugmentSpec.train_preset(cfg.img_size, cfg.augment)
-    eval_spec = AugmentSpec.eval_preset(cfg.img_size)
+    # the model's data config (size, mean/std) as resolved into the run's config
+    data = data_config_of(cfg.to_dict())
     # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
     # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
-    train = create_loader(table.train, train_spec, replace(options, drop_last=True), backend)
+    train = create_loader(table.train, train_spec(data, cfg.augment),
+                          replace(options, drop_last=True), backend)
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
-    val = create_loader(table.val, eval_spec, options, backend) if len(table.val) else None
+    val = create_loader(table.val, eval_spec(data), options, backend) if len(table.val) else None
     return train, val, backend, why
 
 
 def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None) -> dict:
+    """``model``: the weights evaluation used (the EMA's when there is one)."""
     state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
              "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
              "best_score": best_score}
@@ -109,7 +112,8 @@ def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None
 def training_state(run: "Run") -> dict:
     """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
     scaler = run.precision.scaler
-    return {"optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
+    ema = {"ema": run.ema.module.state_dict()} if run.ema is not None else {}
+    return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
             "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
             "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
@@ -141,6 +145,8 @@ class Run:
     precision: Precision
     mixer: object
     recorder: RunRecorder | None
+    ema: object = None          # timm ModelEmaV3: validated and saved as best.pt
+    freezer: BackboneFreeze | None = None
     start_epoch: int = 1
     best_score: float = float("-inf")
     best_epoch: int = 0
@@ -169,16 +175,21 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                                                            info.shard)
     model, compiled = build_model(cfg, table.num_classes, device)
     check_input_size(model, cfg, device)
-    optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
+    optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay,
+                                 cfg.backbone_lr, cfg.layer_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
-                        cfg.plateau_factor, cfg.plateau_patience)
+                        cfg.plateau_factor, cfg.plateau_patience,
+                        steps_per_epoch=len(train_loader))
+    # the EMA copies the model before any freezing hook is attached
+    ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None
+    freezer = BackboneFreeze(model, cfg.freeze_epochs) if cfg.freeze_epochs > 0 else None
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
     # DDP wraps last (after compile); evaluation uses the unwrapped view: no collective calls
     train_model = wrap_ddp(compiled, info, device, cfg.sync_bn)
     run = Run(cfg, info, device, table, run_dir, model, train_model, compiled, train_loader,
-              val_loader, optimizer, schedule, precision, mixer, None)
+              val_loader, optimizer, schedule, precision, mixer, None, ema, freezer)
     if resume:
         restore(run, resume)       # a checkpoint that does not fit fails here, before any write
     if info.main:      # only now: a run that cannot start leaves its folder as it was
@@ -229,6 +240,8 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
 def restore(run: Run, state: dict) -> None:
     try:
         run.model.load_state_dict(state["model"])
+        if run.ema is not None and state.get("ema"):
+            run.ema.module.load_state_dict(state["ema"])
         run.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200]
@@ -248,6 +261,8 @@ def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
     """(the epoch's figures for the whole group, whether every rank stops on a signal)."""
     cfg = run.cfg
     run.train_loader.set_epoch(epoch)
+    if run.freezer is not None:
+        run.freezer.set_epoch(epoch)
     should_stop = AgreedStop(stop, run.info, run.device, every=SYNC_EVERY)
     with make_progress(cfg.progress and run.info.main) as progress:
         task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(run.train_loader),
@@ -261,7 +276,7 @@ def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
         stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, run.precision,
                                 nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
                                 mixer=run.mixer, grad_clip=cfg.grad_clip, on_step=on_step,
-                                should_stop=should_stop)
+                                should_stop=should_stop, after_step=lambda: after_step(run))
     # every rank's loss sum, image count and time -> one figure for the whole group
     loss_sum, images, seconds = all_reduce_sum(
         [stats.loss * stats.images, float(stats.images), stats.seconds], run.info, run.device)
@@ -275,12 +290,19 @@ NO_VALIDATION = {"acc": float("nan"), "f1_macro": float("nan"), "kappa": float("
                  "sum": float("nan")}
 
 
+def after_step(run: Run) -> None:
+    run.schedule.step_update()
+    if run.ema is not None:
+        run.ema.update(run.model, step=run.schedule.updates)
+
+
 def validate(run: Run) -> tuple[float, dict, float]:
     """(val loss, metrics, img/s) over the whole validation split, gathered across ranks."""
     if run.val_loader is None:
         return float("nan"), dict(NO_VALIDATION), 0.0
     sync_buffers(run.model, run.info)      # evaluate rank 0's weights on every shard
-    logits, labels, rate = predict_logits(run.eval_model, run.val_loader, run.precision)
+    model = run.ema.module if run.ema is not None else run.eval_model
+    logits, labels, rate = predict_logits(model, run.val_loader, run.precision)
     logits = gather_in_rank_order(logits, run.info)
     labels = gather_in_rank_order(labels, run.info)
     loss = float(nn.functional.cross_entropy(logits, labels))
@@ -299,13 +321,14 @@ def save_epoch(run: Run, epoch: int, row: dict) -> bool:
         return is_best
     cfg, classes = run.cfg, run.table.classes
     run.recorder.log_epoch(row)
+    evaluated = run.ema.module if run.ema is not None else run.model
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
-            cfg, run.model, classes, epoch, row, run.best_score))
+            cfg, evaluated, classes, epoch, row, run.best_score))
     if cfg.keep_top:
         update_top(run.run_dir, cfg.keep_top, epoch, score,
                    "epoch" if run.val_loader is None else cfg.eval_metric,
-                   checkpoint_state(cfg, run.model, classes, epoch, row, score))
+                   checkpoint_state(cfg, evaluated, classes, epoch, row, score))
     save_checkpoint(run.run_dir / "last.pt", checkpoint_state(
         cfg, run.model, classes, epoch, row, run.best_score, training_state(run)))
     return is_best
@@ -320,6 +343,10 @@ def fit(cfg: TrainConfig) -> RunResult:
     try:
         device = resolve_device(device_name)
         configure_device(device)
+        if cfg.pretrained and not cfg.resume:
+            # before the data check: a missing weights package stops the run at once
+            resolve_pretrained(cfg.model)
+        cfg = resolve_data_config(cfg)
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix
 
-from ..data.augment import AugmentSpec
 from ..data.table import Table, load_table
 from ..loaders import LoaderOptions, create_loader
+from ..models.data_config import data_config_of, eval_spec
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
 from ..train.precision import create_precision
@@ -40,7 +40,7 @@ def validation_predictions(run: Run, device: str = "auto",
     options = LoaderOptions(batch_size=int(cfg.get("batch_size", 50)), device=dev,
                             channels_last=bool(cfg.get("channels_last")), workers=workers,
                             seed=int(cfg.get("seed", 0)))
-    loader = create_loader(table.val, AugmentSpec.eval_preset(int(cfg.get("img_size", 224))),
+    loader = create_loader(table.val, eval_spec(data_config_of(cfg)),
                            options, "torchvision")
     # the run's own precision, so the predictions are the ones its metrics came from
     precision = create_precision(bool(cfg.get("amp")), dev, cfg.get("amp_dtype", "auto"))

@@ -104,7 +104,7 @@ def write_feature_maps(checkpoint: str | Path, image: str | Path, out_dir: str |
         ``attention_rollout.png``.
     """
     loaded = load_model(checkpoint)
-    pixels, x = prepare_image(image, loaded.img_size)
+    pixels, x = prepare_image(image, loaded.img_size, loaded.data)
     out_dir = Path(out_dir)
     paths = [save_image(pixels.permute(1, 2, 0).numpy() / 255.0, out_dir / "input.png")]
     is_vit = bool(attention_modules(loaded.model))

@@ -1,0 +1,90 @@
+"""Per-model data configuration: input size, mean/std, interpolation and eval crop.
+
+Pretrained weights expect the inputs they were trained on: timm's ``pretrained_cfg`` says which
+(TF-ported EfficientNet-Lite weights use mean = std = 0.5, torchvision-style ones ImageNet's
+statistics).  Training resolves it once (:func:`resolve_data_config`) into the run's config, the
+checkpoint stores that config, and every later reader rebuilds the same normalisation from it
+(:func:`data_config_of`), so prediction normalises exactly as training did.
+
+    dc = model_data_config("tf_efficientnet_lite0")   # DataConfig(224, (0.5,)*3, (0.5,)*3, ...)
+    spec = eval_spec(data_config_of(checkpoint["config"]))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec
+
+DEFAULT_SIZE = 224
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    size: int = DEFAULT_SIZE
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0         # the centre crop the weights were evaluated with (recorded)
+
+
+def model_data_config(name: str) -> DataConfig:
+    """What ``name``'s pretrained weights expect; ImageNet defaults for models timm has no
+    pretrained configuration for (the paper CNN)."""
+    from .pretrained import BUILTIN_ARCH
+
+    arch = BUILTIN_ARCH.get(name, name)
+    if name == "cnn":
+        return DataConfig()
+    import timm
+
+    cfg = timm.get_pretrained_cfg(arch)
+    if cfg is None:
+        return DataConfig()
+    return DataConfig(size=int(cfg.input_size[-1]), mean=tuple(float(v) for v in cfg.mean),
+                      std=tuple(float(v) for v in cfg.std),
+                      interpolation=str(cfg.interpolation or "bilinear"),
+                      crop_pct=float(cfg.crop_pct or 1.0))
+
+
+def resolve_data_config(cfg):
+    """``cfg`` (a TrainConfig) with every unset data field taken from the model's config."""
+    model = model_data_config(cfg.model)
+    return replace(cfg,
+                   img_size=model.size if cfg.img_size is None else cfg.img_size,
+                   mean=list(model.mean) if cfg.mean is None else list(cfg.mean),
+                   std=list(model.std) if cfg.std is None else list(cfg.std),
+                   interpolation=cfg.interpolation or model.interpolation,
+                   crop_pct=model.crop_pct if cfg.crop_pct is None else cfg.crop_pct)
+
+
+def _triple(values, key: str) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in values)
+    if len(values) != 3:
+        raise ValueError(f"{key} needs 3 values (R, G, B), got {len(values)}")
+    if key == "std" and any(v <= 0 for v in values):
+        raise ValueError(f"std values must be > 0, got {values}")
+    return values
+
+
+def data_config_of(config: dict) -> DataConfig:
+    """The data config a run trained with, from its saved config (a checkpoint's ``config``).
+
+    Runs saved before mean/std were recorded normalised with ImageNet's statistics at 224.
+    """
+    def pick(key, fallback):
+        value = config.get(key)
+        return fallback if value is None else value
+
+    return DataConfig(size=int(pick("img_size", DEFAULT_SIZE)),
+                      mean=_triple(pick("mean", IMAGENET_MEAN), "mean"),
+                      std=_triple(pick("std", IMAGENET_STD), "std"),
+                      interpolation=str(pick("interpolation", "bilinear")),
+                      crop_pct=float(pick("crop_pct", 1.0)))
+
+
+def train_spec(dc: DataConfig, strength: str) -> AugmentSpec:
+    return replace(AugmentSpec.train_preset(dc.size, strength), mean=dc.mean, std=dc.std)
+
+
+def eval_spec(dc: DataConfig) -> AugmentSpec:
+    return replace(AugmentSpec.eval_preset(dc.size), mean=dc.mean, std=dc.std)

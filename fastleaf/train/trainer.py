@@ -154,6 +154,9 @@ class Run:
 
 
 def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
+    if cfg.freeze_epochs and info.enabled:
+        # DDP registers its gradient hooks once; parameters that stop needing gradients stall it
+        raise FastleafError("--freeze-epochs is not available with data parallelism (--nproc)")
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -240,8 +243,8 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
 def restore(run: Run, state: dict) -> None:
     try:
         run.model.load_state_dict(state["model"])
-        if run.ema is not None and state.get("ema"):
-            run.ema.module.load_state_dict(state["ema"])
+        if run.ema is not None:   # a run that had no EMA yet starts one from its weights
+            run.ema.module.load_state_dict(state.get("ema") or state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200]

@@ -18,9 +18,9 @@ class LoadedModel:
     model: nn.Module          # eval mode, on the CPU
     name: str                 # the checkpoint's model_name
     img_size: int             # the input side the model was trained on
-    data: DataConfig = DataConfig()   # its normalisation
     classes: list[str]
     path: Path
+    data: DataConfig = DataConfig()   # its normalisation
 
 
 def load_model(checkpoint: str | Path) -> LoadedModel:

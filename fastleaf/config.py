@@ -105,13 +105,19 @@ def check_value(key: str, value, source: str) -> None:
     elif isinstance(value, bool):
         if bool in allowed:
             return
+    elif isinstance(value, (list, tuple)) and "list[float]" in str(annotation):
+        # per-channel statistics (mean/std): three numbers, one per RGB channel
+        if len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   for v in value):
+            return
+        raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {value!r}")
     elif isinstance(value, int) and (int in allowed or float in allowed) or \
             isinstance(value, float) and float in allowed or \
             isinstance(value, str) and str in allowed:
         if key in MINIMUM and value < MINIMUM[key]:
             raise ConfigError(f"{source}: {key} must be at least {MINIMUM[key]}, got {value!r}")
         return
-    names = " or ".join(t.__name__ for t in allowed)
+    names = " or ".join(t.__name__ for t in allowed) or str(annotation)
     raise ConfigError(f"{source}: {key} must be {names}, got {value!r} "
                       f"({type(value).__name__})")
 

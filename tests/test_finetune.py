@@ -149,3 +149,12 @@ def test_prediction_normalises_as_training_did(ema_run):
     members[0].state["config"]["std"] = [0.229, 0.224, 0.225]
     other = ensemble_probs(members, samples, settings)["none"].probs
     assert not torch.allclose(probs, other, atol=1e-4)
+
+
+def test_mean_and_std_take_three_numbers():
+    from fastleaf.config import ConfigError
+
+    assert resolve_config(mean=[0.5, 0.5, 0.5]).mean == [0.5, 0.5, 0.5]
+    for bad in ([0.5, 0.5], ["a", "b", "c"], 0.5):
+        with pytest.raises(ConfigError, match="mean"):
+            resolve_config(mean=bad)

@@ -29,6 +29,8 @@ from ..utils.console import console, make_progress
 from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
 from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
+from .ema import create_ema
+from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           gather_in_rank_order, init_distributed, sync_buffers, wrap_ddp)
 from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch

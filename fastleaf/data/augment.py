@@ -17,6 +17,43 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
+class Draws:
+    """Where each random parameter of a view comes from; the identity by default.
+
+    Every CPU backend reads these ranges (not the spec's fields), so a range pinned to one value
+    (``angle=(15, 15)``) gives every backend the same view, which is how they are tested.
+    """
+
+    hflip: float = 0.0                          # probability
+    vflip: float = 0.0
+    angle: tuple[float, float] = (0.0, 0.0)     # degrees, counter-clockwise on screen
+    zoom: tuple[float, float] = (1.0, 1.0)
+    shift: tuple[float, float] = (0.0, 0.0)     # fraction of the side, drawn per axis
+    brightness: tuple[float, float] = (1.0, 1.0)
+    contrast: tuple[float, float] = (1.0, 1.0)
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    @property
+    def random_crop(self) -> bool:
+        return self.crop_scale != (1.0, 1.0)
+
+    @property
+    def geometric(self) -> bool:
+        """Anything but flips moves pixels: one warp is needed."""
+        return self.random_crop or self.angle != (0.0, 0.0) or self.zoom != (1.0, 1.0) \
+            or self.shift != (0.0, 0.0)
+
+    @property
+    def colour(self) -> bool:
+        return self.brightness != (1.0, 1.0) or self.contrast != (1.0, 1.0)
+
+    @property
+    def identity(self) -> bool:
+        return not (self.geometric or self.colour or self.hflip > 0 or self.vflip > 0)
+
+
+@dataclass(frozen=True)
 class AugmentSpec:
     size: int = 224
     train: bool = False
@@ -56,6 +93,17 @@ class AugmentSpec:
     @property
     def affine(self) -> bool:
         return self.shift > 0 or self.scale > 0
+
+    def draws(self) -> "Draws":
+        """The ranges every backend draws its per-image view parameters from."""
+        if not self.train:
+            return Draws()
+        return Draws(hflip=self.hflip, vflip=self.vflip,
+                     angle=(-self.rotate_deg, self.rotate_deg),
+                     zoom=(1 - self.scale, 1 + self.scale), shift=(-self.shift, self.shift),
+                     brightness=(1 - self.brightness, 1 + self.brightness),
+                     contrast=(1 - self.contrast, 1 + self.contrast),
+                     crop_scale=self.crop_scale, crop_ratio=self.crop_ratio)
 
     def with_size(self, size: int) -> "AugmentSpec":
         return replace(self, size=size)

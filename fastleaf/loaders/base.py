@@ -67,8 +67,8 @@ def shard_range(n: int, shard: Shard) -> tuple[int, int]:
 
 def to_device_batch(images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor,
                     std: torch.Tensor, options: LoaderOptions) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 ``(B, 3, H, W)`` on the host -> normalised on the device, in the model's dtype
-    and memory format (one fused pass).
+    """uint8 ``(B, 3, H, W)`` on the host (NCHW, or an NHWC batch seen as NCHW) -> normalised
+    on the device, in the model's dtype and memory format (one fused pass).
 
     Moving uint8 and normalising on the device costs a quarter of the transfer of float32.
     """

@@ -4,6 +4,8 @@
 224 x 224 x 3 bytes = 2.8 GB) and per batch does index -> device -> batched augmentations
 (:mod:`fastleaf.data.batch_augment`) -> normalise -> channels_last.  ``cache-gpu`` keeps the same
 tensor on the GPU and builds the views there, so no image crosses the bus after the first decode.
+On the CPU, ``cache-ram`` renders training views with OpenCV instead (``cv_augment.BatchViews``:
+one warp + one lookup table per image, in a thread pool, one batch ahead of the model).
 
     loader = create_loader(table.train, spec, options, backend="cache-ram")
 
@@ -36,6 +38,7 @@ DECODE_CHUNK = 256      # images decoded between copies into the cache (bounds e
 # decoded sets shared by loaders over the same files (train and eval views of one split);
 # weak values: a set lives exactly as long as some loader holds it
 _DECODED: "weakref.WeakValueDictionary[tuple, torch.Tensor]" = weakref.WeakValueDictionary()
+_SAID: set[str] = set()   # reasons already printed in this process
 
 
 def available_ram_bytes() -> int:
@@ -154,6 +157,7 @@ class CacheLoader(Loader):
             self.rows = np.arange(start, stop)
             self.num_samples = stop - start
         self.augment = BatchAugment(spec)
+        self.views = None if on_gpu else cpu_views(spec, options)
         self.mean, self.std = norm_tensors(spec.mean, spec.std, device)
 
     def __len__(self) -> int:
@@ -176,6 +180,9 @@ class CacheLoader(Loader):
     def __iter__(self):
         o = self.options
         order = self.order()
+        if self.training and self.views is not None:
+            yield from self.rendered(order)
+            return
         g, host = self.generators()
         files = to_device(torch.from_numpy(self.index[order]), self.images.device)
         rows = to_device(torch.from_numpy(order), o.device)
@@ -190,6 +197,18 @@ class CacheLoader(Loader):
                              dtype=o.dtype),
                    self.labels.index_select(0, rows[start:start + o.batch_size]))
 
+    def rendered(self, order: np.ndarray):
+        """Training batches whose views OpenCV renders on the CPU, one batch ahead."""
+        o, bs = self.options, self.options.batch_size
+        rng = np.random.default_rng((o.seed, self.epoch, o.shard.index))
+        starts = range(0, len(order), bs)
+        files = (self.index[order[s:s + bs]] for s in starts)
+        for s, images in zip(starts, self.views.stream(self.images, files, rng)):
+            x = normalise(as_nchw(images), self.mean, self.std, channels_last=o.channels_last,
+                          dtype=o.dtype)
+            yield (x if o.channels_last else x.contiguous(),
+                   self.labels.index_select(0, torch.from_numpy(order[s:s + bs])))
+
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``; to a GPU through pinned memory, so the copy is asynchronous
@@ -197,6 +216,26 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda" or x.is_cuda:
         return x.to(device)
     return x.pin_memory().to(device, non_blocking=True)
+
+
+def cpu_views(spec: AugmentSpec, options: LoaderOptions):
+    """OpenCV renderer of ``spec``'s training views for the RAM cache; None when not needed.
+
+    Without OpenCV the batched ``grid_sample`` augmentation stays (said once).
+    """
+    from .cv_augment import BatchViews, cv2_import_error
+
+    draws = spec.draws()
+    if draws.identity:
+        return None
+    why = cv2_import_error()
+    if why is not None:
+        if why not in _SAID:
+            _SAID.add(why)
+            console.print(f"[yellow]OpenCV unavailable ({why}); cache-ram augments whole "
+                          f"batches with grid_sample[/yellow]")
+        return None
+    return BatchViews(draws, spec.size, options.workers)
 
 
 def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):

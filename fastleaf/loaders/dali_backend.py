@@ -119,31 +119,72 @@ def explain_failure(err: Exception, samples: Samples, rows) -> Exception:
                         f"{FALLBACK}")
 
 
+def uniform(bounds: tuple[float, float], scale: float = 1.0, shape=None):
+    """A DALI draw from ``bounds`` (times ``scale``), or the constant when the range is a point."""
+    from nvidia.dali import fn
+
+    lo, hi = sorted((bounds[0] * scale, bounds[1] * scale))
+    if hi - lo < 1e-6:       # below float32 resolution near 1: DALI needs a real range
+        return [lo] * shape[0] if shape else lo
+    return fn.random.uniform(range=[lo, hi], **({"shape": shape} if shape else {}))
+
+
+def flip_sign(probability: float):
+    """-1 with ``probability`` (a mirror along that axis), else +1."""
+    from nvidia.dali import fn, types
+
+    if probability <= 0:
+        return 1.0
+    return 1.0 - 2.0 * fn.cast(fn.random.coin_flip(probability=probability), dtype=types.FLOAT)
+
+
+def warp_matrix(d, size: float):
+    """Flips, then rotate / zoom about the centre, then shift: the order of the other backends."""
+    from nvidia.dali import fn
+
+    centre = [size / 2, size / 2]
+    matrix = fn.transforms.scale(scale=fn.stack(flip_sign(d.hflip), flip_sign(d.vflip))
+                                 if d.hflip or d.vflip else [1.0, 1.0], center=centre)
+    # DALI's rotation turns clockwise on screen (y points down): negate the angle
+    matrix = fn.transforms.rotation(matrix, angle=uniform(d.angle, -1.0), center=centre)
+    if d.zoom != (1.0, 1.0):
+        zoom = uniform(d.zoom)
+        matrix = fn.transforms.scale(matrix, scale=[zoom, zoom] if isinstance(zoom, float)
+                                     else fn.stack(zoom, zoom), center=centre)
+    if d.shift != (0.0, 0.0):
+        matrix = fn.transforms.translation(matrix, offset=uniform(d.shift, size, shape=[2]))
+    return matrix
+
+
+def grey_mean(images):
+    """Per-image mean of the ITU-R 601-2 grey, the centre the other backends' contrast uses."""
+    from nvidia.dali import fn
+
+    means = fn.reductions.mean(images, axes=[0, 1])                  # (3,) per image
+    r, g, b = (fn.slice(means, start=[c], shape=[1], axes=[0]) for c in range(3))
+    return fn.reshape(0.2989 * r + 0.587 * g + 0.114 * b, shape=[])
+
+
 def augment(images, spec: AugmentSpec):
     """Random views of ``(H, W, 3)`` uint8 ``spec.size`` images; returns (images, mirror)."""
     from nvidia.dali import fn
 
-    size = float(spec.size)
-    centre = [size / 2, size / 2]
-    if spec.rotate_deg or spec.affine:
-        # rotate and shift-scale-rotate share one affine warp: one interpolation, not two
-        matrix = fn.transforms.rotation(
-            angle=fn.random.uniform(range=[-spec.rotate_deg, spec.rotate_deg]), center=centre)
-        if spec.scale:
-            zoom = fn.random.uniform(range=[1 - spec.scale, 1 + spec.scale])
-            matrix = fn.transforms.scale(matrix, scale=fn.stack(zoom, zoom), center=centre)
-        if spec.shift:
-            offset = fn.random.uniform(range=[-spec.shift * size, spec.shift * size], shape=[2])
-            matrix = fn.transforms.translation(matrix, offset=offset)
-        images = fn.warp_affine(images, matrix=matrix, fill_value=0, inverse_map=False)
-    if spec.brightness or spec.contrast:
-        images = fn.brightness_contrast(
-            images, brightness=fn.random.uniform(range=[1 - spec.brightness, 1 + spec.brightness]),
-            contrast=fn.random.uniform(range=[1 - spec.contrast, 1 + spec.contrast]))
-    if spec.vflip:
-        images = fn.flip(images, horizontal=0, vertical=fn.random.coin_flip(probability=spec.vflip))
-    # the horizontal flip is free inside crop_mirror_normalize
-    mirror = fn.random.coin_flip(probability=spec.hflip) if spec.hflip else 0
+    d, size = spec.draws(), float(spec.size)
+    mirror = 0
+    if d.angle != (0.0, 0.0) or d.zoom != (1.0, 1.0) or d.shift != (0.0, 0.0):
+        # flips, rotate and shift-scale-rotate share one affine warp: one interpolation
+        images = fn.warp_affine(images, matrix=warp_matrix(d, size), fill_value=0,
+                                inverse_map=False)
+    else:
+        if d.vflip:
+            images = fn.flip(images, horizontal=0,
+                             vertical=fn.random.coin_flip(probability=d.vflip))
+        # the horizontal flip is free inside crop_mirror_normalize
+        mirror = fn.random.coin_flip(probability=d.hflip) if d.hflip else 0
+    if d.colour:
+        images = fn.brightness_contrast(images, brightness=uniform(d.brightness),
+                                        contrast=uniform(d.contrast),
+                                        contrast_center=grey_mean(images))
     return images, mirror
 
 
@@ -155,11 +196,12 @@ def decode(encoded, spec: AugmentSpec, gpu: bool):
     # share of each batch for the GPU's hardware JPEG decoder (A100/H100), the rest goes to
     # the CUDA decoder; DALI's own default, until ``fastleaf bench --modes load`` picks better
     hints = {"hw_decoder_load": HW_DECODER_LOAD} if gpu else {}
-    if spec.train and spec.random_crop:
+    draws = spec.draws()
+    if draws.random_crop:
         # decode only the crop window, then scale it to the model's size
         images = fn.decoders.image_random_crop(
-            encoded, device=device, output_type=types.RGB, random_area=list(spec.crop_scale),
-            random_aspect_ratio=list(spec.crop_ratio), **hints)
+            encoded, device=device, output_type=types.RGB, random_area=list(draws.crop_scale),
+            random_aspect_ratio=list(draws.crop_ratio), **hints)
     else:
         images = fn.decoders.image(encoded, device=device, output_type=types.RGB, **hints)
     # an exact square like the other backends (stretch, linear, antialiased)

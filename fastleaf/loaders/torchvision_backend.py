@@ -1,7 +1,16 @@
-"""torchvision backend: libjpeg-turbo decode + ``transforms.v2`` on uint8 in DataLoader workers.
+"""The worker loader: DataLoader processes decode and augment, the device normalises.
 
-Workers hand over uint8 batches; normalisation, dtype and memory format happen on the device
-(``to_device_batch``), which keeps worker output and host->device copies four times smaller.
+Two pipelines, one contract:
+
+* ``albumentations`` (when it imports): OpenCV decode and one albumentations transform per image
+  (``albu_views.SpecView``: one affine warp + one brightness/contrast table, the same pixels
+  as the ``cache-ram`` loader); workers hand over HWC uint8 batches ``(B, S, S, 3)``, so the
+  batch is channels_last without a layout copy;
+* ``torchvision`` (the fallback, said once): libjpeg-turbo decode + ``transforms.v2`` on
+  ``(3, S, S)`` uint8.
+
+Either way normalisation, dtype and memory format happen on the device (``to_device_batch``),
+which keeps worker output and host->device copies four times smaller than float32.
 """
 from __future__ import annotations
 
@@ -13,44 +22,105 @@ from torchvision.transforms import v2
 from ..data.augment import AugmentSpec
 from ..data.imageio import load_image
 from ..data.table import Samples
+from ..utils.console import console
 from .base import Loader, LoaderOptions, Shard, norm_tensors, shard_range, to_device_batch
+
+
+_SAID: set[str] = set()   # fallback reasons already printed in this process
 
 
 def build_transform(spec: AugmentSpec) -> v2.Compose | None:
     """uint8 ``(3, S, S)`` -> augmented uint8 ``(3, S, S)``; None when nothing is random."""
-    if not spec.train:
+    d = spec.draws()
+    if d.identity:
         return None
     ops = []
-    if spec.random_crop:
-        ops.append(v2.RandomResizedCrop(spec.size, scale=spec.crop_scale, ratio=spec.crop_ratio,
+    if d.random_crop:
+        ops.append(v2.RandomResizedCrop(spec.size, scale=d.crop_scale, ratio=d.crop_ratio,
                                         antialias=True))
-    if spec.hflip:
-        ops.append(v2.RandomHorizontalFlip(spec.hflip))
-    if spec.vflip:
-        ops.append(v2.RandomVerticalFlip(spec.vflip))
-    if spec.rotate_deg or spec.affine:
-        # rotate and shift-scale-rotate share one affine warp: one interpolation, not two
-        ops.append(v2.RandomAffine(degrees=spec.rotate_deg, translate=(spec.shift, spec.shift),
-                                   scale=(1 - spec.scale, 1 + spec.scale)))
-    if spec.brightness or spec.contrast:
-        ops.append(v2.ColorJitter(brightness=spec.brightness, contrast=spec.contrast))
+    if d.hflip:
+        ops.append(v2.RandomHorizontalFlip(d.hflip))
+    if d.vflip:
+        ops.append(v2.RandomVerticalFlip(d.vflip))
+    if d.angle != (0.0, 0.0) or d.zoom != (1.0, 1.0) or d.shift != (0.0, 0.0):
+        # rotate and shift-scale-rotate share one affine warp: one interpolation, not two.
+        # RandomAffine turns clockwise on screen (the spec: counter-clockwise), and its
+        # translate range is symmetric: the widest bound is used
+        shift = max(abs(d.shift[0]), abs(d.shift[1]))
+        ops.append(v2.RandomAffine(degrees=(-d.angle[1], -d.angle[0]),
+                                   translate=(shift, shift), scale=d.zoom,
+                                   interpolation=v2.InterpolationMode.BILINEAR))
+    if d.colour:
+        # contrast, then brightness, in this order always: the other backends' one lookup table
+        ops += [v2.ColorJitter(contrast=d.contrast), v2.ColorJitter(brightness=d.brightness)]
     return v2.Compose(ops) if ops else None
 
 
+def pick_pipeline(requested: str = "auto") -> str:
+    """``albumentations`` when it and OpenCV import, else ``torchvision`` (the reason said once)."""
+    if requested == "torchvision":
+        return "torchvision"
+    try:
+        from . import albu_views  # noqa: F401
+    except Exception as err:   # a broken install can raise more than ImportError
+        why = f"{type(err).__name__}: {err}"
+        if requested == "albumentations":
+            raise ValueError(f"the albumentations pipeline cannot start ({why})") from None
+        if why not in _SAID:
+            _SAID.add(why)
+            console.print(f"[yellow]albumentations unavailable ({why}); the worker loader "
+                          f"augments with torchvision transforms[/yellow]")
+        return "torchvision"
+    return "albumentations"
+
+
 class ImageDataset(Dataset):
-    def __init__(self, samples: Samples, spec: AugmentSpec):
-        self.samples = samples
-        self.spec = spec
-        self.transform = build_transform(spec)
+    """Rows -> ``(image, label)``: ``(S, S, 3)`` HWC with albumentations, else ``(3, S, S)``."""
+
+    def __init__(self, samples: Samples, spec: AugmentSpec, pipeline: str, seed: int = 0):
+        self.samples, self.spec, self.pipeline = samples, spec, pipeline
+        self.hwc = pipeline == "albumentations"
+        if self.hwc:
+            from .albu_views import build_views
+
+            self.transform = build_views(spec, seed)
+        else:
+            self.transform = build_transform(spec)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def reseed(self, seed: int) -> None:
+        """Give this worker process its own augmentation stream (torchvision uses torch's RNG)."""
+        if self.hwc and self.transform is not None:
+            self.transform.set_random_seed(seed % 2**32)
+
     def __getitem__(self, i: int):
-        image = load_image(self.samples.paths[i], self.spec.size)
-        if self.transform is not None:
-            image = self.transform(image)
+        path = self.samples.paths[i]
+        if self.hwc:
+            from .cv_augment import decode_rgb_cv2, resize_hwc
+
+            image = resize_hwc(decode_rgb_cv2(path), self.spec.size)
+            if self.transform is not None:
+                image = self.transform(image=image)["image"]
+            image = torch.from_numpy(np.ascontiguousarray(image))
+        else:
+            image = load_image(path, self.spec.size)
+            if self.transform is not None:
+                image = self.transform(image)
         return image, int(self.samples.labels[i])
+
+
+def init_worker(worker_id: int) -> None:
+    """Seed the worker's augmentations from the loader's generator; keep OpenCV single-threaded."""
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    if info.dataset.hwc:
+        import cv2
+
+        cv2.setNumThreads(1)   # the workers are the parallelism; nested threads only contend
+    info.dataset.reseed(info.seed)
 
 
 class EpochSampler(Sampler):
@@ -84,30 +154,34 @@ def collate_uint8(batch):
 class TorchvisionLoader(Loader):
     backend = "torchvision"
 
-    def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
+    def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions,
+                 pipeline: str = "auto"):
         self.samples, self.spec, self.options = samples, spec, options
         self.training = spec.train
         self.epoch = 0
+        self.pipeline = pick_pipeline(pipeline)
+        seed = options.seed * 7919 + options.shard.index
         if spec.train:
             self.sampler = EpochSampler(len(samples), options.seed, options.shard,
                                         options.drop_last, options.batch_size)
-            dataset = ImageDataset(samples, spec)
+            dataset = ImageDataset(samples, spec, self.pipeline, seed)
             self.num_samples = len(self.sampler)
         else:
             start, stop = shard_range(len(samples), options.shard)
             self.sampler = None
-            dataset = ImageDataset(samples.subset(np.arange(start, stop)), spec)
+            dataset = ImageDataset(samples.subset(np.arange(start, stop)), spec, self.pipeline,
+                                   seed)
             self.num_samples = stop - start
         self.dataset = dataset
         workers = options.workers
         # workers seed their augmentations from this generator (once, as they are persistent)
-        self.generator = torch.Generator().manual_seed(options.seed * 7919 + options.shard.index)
+        self.generator = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
             dataset, batch_size=options.batch_size, sampler=self.sampler, shuffle=False,
             num_workers=workers, collate_fn=collate_uint8,
             pin_memory=options.device.type == "cuda", drop_last=False,
             persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-            generator=self.generator)
+            generator=self.generator, worker_init_fn=init_worker if workers > 0 else None)
         self.mean, self.std = norm_tensors(spec.mean, spec.std, options.device)
 
     def __len__(self) -> int:
@@ -118,6 +192,11 @@ class TorchvisionLoader(Loader):
         if self.sampler is not None:
             self.sampler.epoch = epoch
 
+    def describe(self) -> str:
+        return f"{super().describe()}, {self.pipeline} pipeline"
+
     def __iter__(self):
         for images, labels in self.loader:
+            if self.dataset.hwc:
+                images = images.permute(0, 3, 1, 2)   # (B, 3, S, S) view of NHWC memory
             yield to_device_batch(images, labels, self.mean, self.std, self.options)

@@ -1,0 +1,257 @@
+"""Training views on the CPU with OpenCV: one affine warp and one lookup table per image.
+
+The worker loader (through albumentations) and the ``cache-ram`` loader both render views here,
+from the ranges of :meth:`AugmentSpec.draws`, so they give the same pixels for the same draw::
+
+    rng = np.random.default_rng(0)
+    view = draw_view(spec.draws(), 224, rng)
+    out = render(image_hwc_uint8, view, 224)        # (224, 224, 3) uint8
+
+The torchvision order is kept -- random resized crop -> flips -> rotate/shift-scale (zero fill)
+-> brightness/contrast -- but folded: the crop, its resize, the flips and the affine are one
+``cv2.warpAffine`` (one interpolation), and brightness and contrast are one ``cv2.LUT``
+(both are linear in the pixel value, so they compose into one table).  OpenCV releases the GIL
+in both calls, so a thread pool renders a batch in parallel.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.augment import Draws
+from ..data.imageio import ImageDecodeError, decode_with_pillow
+
+# Pillow's decompression-bomb limit: a header claiming more pixels than this is refused
+MAX_PIXELS = 89_478_485
+LUMA = (0.2989, 0.587, 0.114)      # ITU-R 601-2, as torchvision's contrast uses it
+CROP_TRIES = 10                    # as torchvision's RandomResizedCrop
+
+
+def cv2_import_error() -> str | None:
+    """None when OpenCV imports, else why not."""
+    try:
+        import cv2  # noqa: F401
+    except Exception as err:   # a broken wheel can raise more than ImportError
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def header_pixels(data: np.ndarray) -> int | None:
+    """Width x height from a JPEG SOF or PNG IHDR header, without decoding; None if not found."""
+    raw = data[:65536].tobytes()
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
+        return int.from_bytes(raw[16:20], "big") * int.from_bytes(raw[20:24], "big")
+    if raw[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(raw):
+        if raw[i] != 0xFF:
+            return None
+        marker, length = raw[i + 1], int.from_bytes(raw[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # a start of frame
+            return int.from_bytes(raw[i + 5:i + 7], "big") * int.from_bytes(raw[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
+
+
+def decode_rgb_cv2(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB, decoded by OpenCV; Pillow reads what OpenCV cannot.
+
+    The pixel count is checked from the header before decoding (JPEG, PNG) and again after.
+    EXIF orientation is ignored, as the other backends' decoders do.
+    """
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err})") from None
+    if data.size == 0:
+        raise ImageDecodeError(f"{path}: empty file")
+    claimed = header_pixels(data)
+    if claimed is not None and claimed > max_pixels:
+        raise ImageDecodeError(f"{path}: {claimed} pixels is over the {max_pixels} limit")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:      # CMYK, odd formats, damaged files: Pillow reads or names the problem
+        image = decode_with_pillow(path).permute(1, 2, 0).numpy()
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageDecodeError(f"{path}: {image.shape[1]}x{image.shape[0]} is over the "
+                               f"{max_pixels}-pixel limit")
+    return image
+
+
+def resize_hwc(image: np.ndarray, size: int) -> np.ndarray:
+    """``size`` x ``size``: area averaging down (no aliasing), bilinear up."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    shrink = h > size or w > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink
+                      else cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class View:
+    """One image's random draw: crop box in pixels, flips, affine, colour factors."""
+
+    box: tuple[int, int, int, int]     # x0, y0, width, height
+    hflip: bool = False
+    vflip: bool = False
+    angle: float = 0.0                 # degrees, counter-clockwise on screen
+    zoom: float = 1.0
+    shift: tuple[float, float] = (0.0, 0.0)   # fractions of the side (x, y)
+    brightness: float = 1.0
+    contrast: float = 1.0
+
+
+def crop_box(draws: Draws, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop box on a ``size`` square: area, log-ratio, position."""
+    if not draws.random_crop:
+        return 0, 0, size, size
+    area = size * size
+    log_ratio = (math.log(draws.crop_ratio[0]), math.log(draws.crop_ratio[1]))
+    for _ in range(CROP_TRIES):
+        target = area * rng.uniform(*draws.crop_scale)
+        ratio = math.exp(rng.uniform(*log_ratio))
+        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < w <= size and 0 < h <= size:
+            return int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1)), w, h
+    return 0, 0, size, size
+
+
+def draw_view(draws: Draws, size: int, rng: np.random.Generator) -> View:
+    """One image's parameters, drawn in a fixed order so a seed gives the same views anywhere."""
+    box = crop_box(draws, size, rng)
+    u = rng.uniform(size=4)
+    return View(box=box, hflip=bool(u[0] < draws.hflip), vflip=bool(u[1] < draws.vflip),
+                angle=float(rng.uniform(*draws.angle)), zoom=float(rng.uniform(*draws.zoom)),
+                shift=(float(rng.uniform(*draws.shift)), float(rng.uniform(*draws.shift))),
+                brightness=float(rng.uniform(*draws.brightness)),
+                contrast=float(rng.uniform(*draws.contrast)))
+
+
+def view_matrix(view: View, size: int) -> np.ndarray:
+    """``(2, 3)`` map from crop pixels (``x``, ``y`` from the box's corner) to output pixels.
+
+    Pixel centres sit at integer coordinates, as in ``cv2.warpAffine``: resize the crop
+    (``(u + 0.5) * size / w - 0.5``), mirror (``size - 1 - x``), then rotate and zoom about the
+    centre ``(size - 1) / 2`` and shift.
+    """
+    _, _, w, h = view.box
+    sx, sy = size / w, size / h
+    resize = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+    flip = np.diag([-1.0 if view.hflip else 1.0, -1.0 if view.vflip else 1.0, 1.0])
+    flip[0, 2] = size - 1 if view.hflip else 0.0
+    flip[1, 2] = size - 1 if view.vflip else 0.0
+    c = (size - 1) / 2
+    a = math.radians(view.angle)
+    cos, sin = view.zoom * math.cos(a), view.zoom * math.sin(a)
+    # y points down, so a counter-clockwise turn on screen is [[cos, sin], [-sin, cos]]
+    affine = np.array([[cos, sin, c - cos * c - sin * c + view.shift[0] * size],
+                       [-sin, cos, c + sin * c - cos * c + view.shift[1] * size], [0, 0, 1]])
+    return (affine @ flip @ resize)[:2]
+
+
+def colour_lut(view: View, grey_mean: float) -> np.ndarray:
+    """``(256,)`` uint8 table for brightness ``b`` and contrast ``c`` about the grey mean ``m``.
+
+    ``b * (c * x + (1 - c) * m)``: torchvision's brightness then contrast (or the other way
+    round; without the intermediate clamp both orders are this one line).
+    """
+    b, c = view.brightness, view.contrast
+    levels = np.arange(256, dtype=np.float32)
+    return np.clip(np.rint(b * (c * levels + (1 - c) * grey_mean)), 0, 255).astype(np.uint8)
+
+
+def is_identity(view: View, size: int) -> bool:
+    return view.box == (0, 0, size, size) and view.angle == 0 and view.zoom == 1 \
+        and view.shift == (0.0, 0.0)
+
+
+def render(image: np.ndarray, view: View, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The view of ``image`` ``(size, size, 3)`` uint8 HWC, written into ``out`` when given."""
+    import cv2
+
+    if out is None:
+        out = np.empty((size, size, 3), dtype=np.uint8)
+    if is_identity(view, size):
+        # flips alone move whole pixels: no interpolation at all
+        code = {(True, False): 1, (False, True): 0, (True, True): -1}.get((view.hflip, view.vflip))
+        if code is None:
+            np.copyto(out, image)
+        else:
+            cv2.flip(image, code, dst=out)
+    else:
+        x0, y0, w, h = view.box
+        # warping from the crop itself leaves zeros outside it, as RandomAffine fills after a crop
+        cv2.warpAffine(image[y0:y0 + h, x0:x0 + w], view_matrix(view, size), (size, size),
+                       dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                       borderValue=(0, 0, 0))
+    if view.brightness != 1.0 or view.contrast != 1.0:
+        grey = 0.0 if view.contrast == 1.0 else float(np.dot(cv2.mean(out)[:3], LUMA))
+        cv2.LUT(out, colour_lut(view, grey), dst=out)
+    return out
+
+
+class BatchViews:
+    """Views of gathered batches, rendered by a thread pool one batch ahead of the consumer.
+
+    Args:
+        draws, size: the ranges to draw from and the output side.
+        threads: render threads (OpenCV releases the GIL; its own threading is turned off).
+    """
+
+    def __init__(self, draws: Draws, size: int, threads: int):
+        import cv2
+
+        cv2.setNumThreads(1)   # parallel over images here; nested threads would only contend
+        self.draws, self.size, self.threads = draws, size, max(1, threads)
+
+    def submit(self, pool, store: np.ndarray, files: np.ndarray, rng: np.random.Generator):
+        """Start rendering the images ``files`` of ``store``; returns (out, futures)."""
+        import torch
+
+        views = [draw_view(self.draws, self.size, rng) for _ in files]    # drawn in order
+        out = torch.empty((len(files), self.size, self.size, 3), dtype=torch.uint8)
+        dst, nhwc = out.numpy(), store.shape[-1] == 3
+
+        def work(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                src = store[files[i]] if nhwc else np.ascontiguousarray(
+                    store[files[i]].transpose(1, 2, 0))
+                render(src, views[i], self.size, dst[i])
+
+        step = -(-len(files) // self.threads)
+        return out, [pool.submit(work, lo, min(lo + step, len(files)))
+                     for lo in range(0, len(files), step)]
+
+    def stream(self, store, batches, rng: np.random.Generator):
+        """``(B, S, S, 3)`` uint8 tensors for each array of file indices in ``batches``.
+
+        ``store`` is the decoded set, ``(U, S, S, 3)`` or ``(U, 3, S, S)`` uint8 (tensor or
+        array).  Batch k + 1 renders while the consumer works on batch k.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        store = store.numpy() if hasattr(store, "numpy") else store
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="fastleaf-views") as pool:
+            pending = None
+            for files in batches:
+                job = self.submit(pool, store, files, rng)
+                if pending is not None:
+                    yield collect(pending)
+                pending = job
+            if pending is not None:
+                yield collect(pending)
+
+
+def collect(job):
+    out, futures = job
+    for future in futures:
+        future.result()          # re-raises a render error here, in the consumer
+    return out

@@ -30,7 +30,7 @@ class TrainConfig:
     augment: str = "kaggle"
     loader: str = "auto"
     cache: str = "none"           # decode-once cache: none, ram or gpu (overrides --loader)
-    workers: int | None = None
+    workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
     check_data: bool = True       # pre-flight check of every row and image before training
     skip_bad: bool = False        # drop rows the check finds bad instead of stopping
     # model
@@ -67,6 +67,7 @@ class TrainConfig:
     amp_dtype: str = "auto"
     channels_last: bool | None = None  # None: on (measured faster on CPU and GPU)
     compile: bool = False
+    threads: int | None = None         # torch threads on the CPU; None: chosen with the workers
     device: str = "auto"
     sync_bn: bool = False
     # records

@@ -76,7 +76,8 @@ class BenchSettings:
     repeats: int = 3
     max_seconds: float = 5.0               # per timed repeat; slow models stop early
     augment: str = "kaggle"
-    workers: int | None = None
+    workers: int | None = None             # None: plan_split's choice for each loader
+    threads: int | None = None             # torch threads on the CPU; None: plan_split's
     device: str = "auto"
     seed: int = 0
 
@@ -127,7 +128,8 @@ class LoaderPool:
             else AugmentSpec.eval_preset(s.img_size)
         # as in training: the ragged last batch is dropped, images arrive in the autocast dtype
         options = LoaderOptions(batch_size=s.batch_size, device=self.device,
-                                channels_last=channels_last, workers=workers(s, self.device),
+                                channels_last=channels_last,
+                                workers=loader_split(s, name, self.device).workers,
                                 seed=s.seed, drop_last=training, dtype=dtype)
         start = time.perf_counter()
         try:
@@ -141,8 +143,11 @@ class LoaderPool:
         return loader, time.perf_counter() - start
 
 
-def workers(settings: BenchSettings, device: torch.device) -> int:
-    return default_workers(device) if settings.workers is None else settings.workers
+def loader_split(settings: BenchSettings, loader: str, device: torch.device):
+    """Loader workers and torch threads as ``fastleaf train`` would pick them for ``loader``."""
+    from ..loaders.cpu_split import plan_split
+
+    return plan_split(device, loader, settings.workers, settings.threads)
 
 
 def bench_samples(settings: BenchSettings, tmp: Path) -> tuple[Samples, int]:
@@ -223,6 +228,7 @@ def run_model(model_name: str, flags: Flags, pool: LoaderPool, loaders: list[str
             if built is None:
                 continue
             loader, setup_s = built
+            loader_split(s, loader_name, device).apply()     # every case runs as training would
             seed_everything(s.seed)
             try:
                 timing = time_repeats(run, batch_stream(loader), device, warmup=s.warmup,
@@ -232,7 +238,12 @@ def run_model(model_name: str, flags: Flags, pool: LoaderPool, loaders: list[str
                 pool.discard(loader_name, mode, flags.channels_last, dtype)
                 record_failure(pool, f"{loader_name} ({model_name} {mode} {flags.label()})", err)
                 continue
-            on_row(case_row(model_name, mode, loader_name, flags, s, timing, setup_s, device))
+            row = case_row(model_name, mode, loader_name, flags, s, timing, setup_s, device)
+            # what fed the model: worker pipeline, loader workers and torch threads
+            row.update(pipeline=getattr(loader, "pipeline", loader_name),
+                       workers=getattr(getattr(loader, "options", None), "workers", None),
+                       torch_threads=torch.get_num_threads())
+            on_row(row)
             console.print(f"  {model_name:<10} {mode:<5} {loader_name:<11} {flags.label():<15} "
                           f"{timing.img_per_s:9.1f} img/s")
 
@@ -268,6 +279,8 @@ def run_bench(settings: BenchSettings,
         samples, num_classes = bench_samples(settings, Path(tmp))
         console.print(f"bench on {device_name(device)}: {len(samples)} images, batch "
                       f"{settings.batch_size}, {settings.img_size}px, loaders {', '.join(loaders)}")
+        for name in loaders:
+            console.print(f"  {name}: {loader_split(settings, name, device).describe()}")
         pool = LoaderPool(samples, settings, device)
         pool.skipped.update(skipped)
 

@@ -32,7 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--img-size", type=int, default=224)
     g.add_argument("--augment", choices=["kaggle", "light", "none"], default="kaggle",
                    help="training augmentations of the train mode (kaggle)")
-    g.add_argument("--workers", type=int, help="loader worker processes / decode threads")
+    g.add_argument("--workers", type=int, help="loader worker processes / decode threads "
+                   "(default: chosen with the torch threads for the cores)")
+    g.add_argument("--threads", type=int, help="torch threads on the CPU (default: the cores "
+                   "the loader leaves)")
     g = p.add_argument_group("measurement")
     g.add_argument("--batch-size", type=int, default=50)
     g.add_argument("--steps", type=int, default=8, help="timed steps per repeat (8)")
@@ -70,7 +73,8 @@ def settings_from_args(args: argparse.Namespace):
                          min_images=args.min_images, img_size=args.img_size,
                          batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                          repeats=args.repeats, max_seconds=args.max_seconds,
-                         augment=args.augment, workers=args.workers, device=args.device,
+                         augment=args.augment, workers=args.workers, threads=args.threads,
+                         device=args.device,
                          seed=args.seed)
 
 

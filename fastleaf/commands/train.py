@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache", choices=["none", "ram", "gpu"],
                    help="decode every image once into RAM or GPU memory and augment batches "
                         "there (the cache-ram / cache-gpu loaders); none (default) streams")
-    g.add_argument("--workers", type=int, help="loader worker processes")
+    g.add_argument("--workers", type=int,
+                   help="loader worker processes (default: chosen with --threads for the cores)")
     g.add_argument("--check-data", action=flag,
                    help="check every row and image before training (on by default)")
     g.add_argument("--skip-bad", action=flag,
@@ -86,6 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
     g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
     g.add_argument("--compile", action=flag, help="torch.compile the model")
+    g.add_argument("--threads", type=int,
+                   help="torch threads on the CPU (default: the cores the loader leaves)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g = p.add_argument_group("scale and recovery")
     g.add_argument("--nproc", type=int, default=None,

@@ -87,7 +87,8 @@ def decode_into(out: torch.Tensor, samples: Samples, paths: list, size: int,
         except ImageDecodeError as err:
             raise ImageDecodeError(f"{samples.csv} row {rows[path] + 2}: {err}") from None
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # the one-time decode runs before the model starts: it may take every core
+    with ThreadPoolExecutor(max_workers=max(1, workers, os.cpu_count() or 1)) as pool:
         for start in range(0, len(paths), DECODE_CHUNK):
             chunk = list(pool.map(load, paths[start:start + DECODE_CHUNK]))
             out[start:start + len(chunk)].copy_(torch.stack(chunk))

@@ -74,7 +74,11 @@ def decode_rgb_cv2(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     claimed = header_pixels(data)
     if claimed is not None and claimed > max_pixels:
         raise ImageDecodeError(f"{path}: {claimed} pixels is over the {max_pixels} limit")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)      # OpenCV >= 4.10 decodes to RGB
+    image = cv2.imdecode(data, (cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag)
+                         | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is not None and rgb_flag is None:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image is None:      # CMYK, odd formats, damaged files: Pillow reads or names the problem
         image = decode_with_pillow(path).permute(1, 2, 0).numpy()
     if image.shape[0] * image.shape[1] > max_pixels:

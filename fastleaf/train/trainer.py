@@ -22,11 +22,12 @@ from ..data.preflight import Preflight, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
+from ..loaders.cpu_split import plan_split
 from ..models import create_model, load_weights
 from ..models.data_config import data_config_of, eval_spec, resolve_data_config, train_spec
 from ..models.pretrained import resolve_pretrained
 from ..utils.console import console, make_progress
-from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
+from ..utils.device import configure_device, resolve_device, seed_everything, usable_cores
 from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
 from .ema import create_ema
@@ -87,9 +88,13 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     else:
         backend, why = resolve_backend(cfg.loader, device)
     dtype = loader_dtype(precision, device)
+    # loader workers and torch threads share this process's part of the cores
+    split = plan_split(device, backend, cfg.workers, cfg.threads,
+                       max(1, usable_cores() // shard.count))
+    split.apply()
+    why = f"{why}; {split.describe()}"
     options = LoaderOptions(batch_size=cfg.batch_size, device=device,
-                            channels_last=cfg.channels_last,
-                            workers=default_workers(device) if cfg.workers is None else cfg.workers,
+                            channels_last=cfg.channels_last, workers=split.workers,
                             seed=cfg.seed, shard=shard, dtype=dtype)
     # the model's data config (size, mean/std) as resolved into the run's config
     data = data_config_of(cfg.to_dict())

@@ -80,6 +80,7 @@ def reference(samples) -> torch.Tensor:
     return torch.stack([load_image(p, SIZE) for p in samples.paths]).float()
 
 
+@pytest.mark.slow
 def test_an_identity_draw_gives_the_decoded_pixels_on_every_backend(samples):
     spec = Pinned(size=SIZE, train=True, pinned=IDENTITY)
     expected = reference(samples)

@@ -192,9 +192,12 @@ def render(image: np.ndarray, view: View, size: int, out: np.ndarray | None = No
             cv2.flip(image, code, dst=out)
     else:
         x0, y0, w, h = view.box
-        # warping from the crop itself leaves zeros outside it, as RandomAffine fills after a crop
+        # warping from the crop itself leaves zeros outside it, as RandomAffine fills after a
+        # crop; a crop alone is resized with its edge pixels repeated, as torchvision resizes
+        moves = view.angle != 0 or view.zoom != 1 or view.shift != (0.0, 0.0)
         cv2.warpAffine(image[y0:y0 + h, x0:x0 + w], view_matrix(view, size), (size, size),
-                       dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                       dst=out, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT if moves else cv2.BORDER_REPLICATE,
                        borderValue=(0, 0, 0))
     if view.brightness != 1.0 or view.contrast != 1.0:
         grey = 0.0 if view.contrast == 1.0 else float(np.dot(cv2.mean(out)[:3], LUMA))

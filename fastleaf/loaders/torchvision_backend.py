@@ -14,6 +14,8 @@ which keeps worker output and host->device copies four times smaller than float3
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -61,7 +63,7 @@ def pick_pipeline(requested: str = "auto") -> str:
     if requested == "torchvision":
         return "torchvision"
     try:
-        from . import albu_views  # noqa: F401
+        importlib.import_module(f"{__package__}.albu_views")
     except Exception as err:   # a broken install can raise more than ImportError
         why = f"{type(err).__name__}: {err}"
         if requested == "albumentations":

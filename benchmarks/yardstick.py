@@ -2,20 +2,26 @@
 
     .venv/bin/python benchmarks/yardstick.py                       # shared leafsnap-fg176 >= 8k
     .venv/bin/python benchmarks/yardstick.py --data DIR --min-images 8000 --steps 200
+    .venv/bin/python benchmarks/yardstick.py --model resnet18 --files 600 --min-images 600
 
-Both sides read the same rows (the train CSV repeated to ``--min-images``) on the same machine,
-with the paper CNN at batch 50:
+Both sides read the same rows (the train CSV, or its first ``--files`` rows, repeated to
+``--min-images``) on the same machine, with the same model (the paper CNN) at batch 50:
 
 * plain: PIL decode + ``ToTensor`` + ``Normalize`` in a ``DataLoader`` with 2 workers, fp32,
-  NCHW, eager, Adam -- the shape of the original training script;
-* fastleaf: the ``cache-ram`` loader (decode once, batches gathered and normalised in one
-  pass), channels_last, bf16 autocast where the CPU has native bf16 kernels (``--amp`` to
-  force), the training loop of ``fastleaf train``.
+  NCHW, eager, Adam -- the shape of the original training script, no augmentation;
+* fastleaf: channels_last, bf16 autocast where the CPU has native bf16 kernels (``--amp`` to
+  force), the training loop of ``fastleaf train``, loader workers and torch threads from
+  ``plan_split``, and
 
-Printed: images/sec of each side's loader alone and of each training loop, and the ratios.
-The headline compares equal work (no augmentation on either side); fastleaf with the kaggle
-augmentations (batched on the device) is printed for information.  Results go to
-``benchmarks/results/yardstick-<date>.json`` with the machine and library versions.
+  - ``cache-ram`` without augmentation (equal work: the headline of earlier results);
+  - the kaggle augmentations on each CPU input path: ``cache-ram`` (OpenCV views in a thread
+    pool) and the worker loader (albumentations, or torchvision where it cannot import);
+  - ``synthetic`` batches: the compute-only ceiling of the same model and flags.
+
+Printed and saved: images/sec of each loader alone and of each training loop, and the ratios
+the goals name -- kaggle loader alone / plain loader, kaggle training / plain training, and
+kaggle training / compute-only -- with the CPU's capability (AVX2, AVX512, native bf16).
+Results go to ``benchmarks/results/yardstick-<date>.json``.
 """
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ from fastleaf.config import TrainConfig  # noqa: E402
 from fastleaf.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec  # noqa: E402
 from fastleaf.data.table import load_table  # noqa: E402
 from fastleaf.loaders import LoaderOptions, create_loader  # noqa: E402
+from fastleaf.loaders.cpu_split import available_cores, plan_split  # noqa: E402
+from fastleaf.train.precision import amp_is_fast  # noqa: E402
 from fastleaf.train.loop import train_one_epoch  # noqa: E402
 from fastleaf.train.precision import create_precision  # noqa: E402
 from fastleaf.train.trainer import build_model  # noqa: E402
@@ -91,7 +99,7 @@ def plain_side(samples, num_classes: int, args) -> dict:
     stream = endless(loader)
     next(stream)                                   # workers started, first batches queued
     loader_rate = timed(stream, args.steps, args.seconds)
-    model = build_model(TrainConfig(model="cnn"), num_classes, torch.device("cpu"))[1]
+    model = build_model(TrainConfig(model=args.model), num_classes, torch.device("cpu"))[1]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -107,20 +115,24 @@ def plain_side(samples, num_classes: int, args) -> dict:
             "train_img_per_s": timed(stream, args.steps, args.seconds, step)}
 
 
-def fastleaf_side(samples, num_classes: int, args, augment: str) -> dict:
-    """cache-ram + the device's default speed flags through fastleaf's own training loop."""
+def fastleaf_side(samples, num_classes: int, args, augment: str,
+                  backend: str = "cache-ram") -> dict:
+    """``backend`` + the device's default speed flags through fastleaf's own training loop."""
     device = torch.device("cpu")
     flags = Flags.defaults(device)
     amp = flags.amp if args.amp is None else args.amp
+    split = plan_split(device, backend)
+    split.apply()
     options = LoaderOptions(batch_size=args.batch_size, device=device, channels_last=True,
-                            workers=2, drop_last=True)
+                            workers=split.workers, drop_last=True)
     start = time.perf_counter()
-    loader = create_loader(samples, AugmentSpec.train_preset(224, augment), options, "cache-ram")
+    loader = create_loader(samples, AugmentSpec.train_preset(224, augment), options, backend)
     setup_s = time.perf_counter() - start
     stream = batch_stream(loader)
     next(stream)
     loader_rate = timed(stream, args.steps, args.seconds)
-    model = build_model(TrainConfig(model="cnn", channels_last=True), num_classes, device)[1]
+    model = build_model(TrainConfig(model=args.model, channels_last=True), num_classes,
+                        device)[1]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     precision = create_precision(amp, device)
     loss_fn = nn.CrossEntropyLoss()
@@ -128,13 +140,32 @@ def fastleaf_side(samples, num_classes: int, args, augment: str) -> dict:
     steps = Steps(stream, args.steps, args.seconds)
     stats = train_one_epoch(model, steps, optimizer, precision, loss_fn)
     return {"loader_img_per_s": loader_rate, "train_img_per_s": stats.img_per_s,
-            "decode_once_s": setup_s, "backend": loader.backend, "augment": augment,
-            "precision": precision.name, "channels_last": True}
+            "decode_once_s": setup_s, "backend": loader.backend,
+            "pipeline": getattr(loader, "pipeline", loader.backend), "augment": augment,
+            "precision": precision.name, "channels_last": True, "split": split.describe()}
+
+
+def kaggle_sides(samples, num_classes: int, args, plain: dict) -> dict:
+    """The kaggle augmentations on each CPU input path, the compute-only ceiling, the ratios."""
+    sides = {name: fastleaf_side(samples, num_classes, args, "kaggle", name)
+             for name in ("cache-ram", "torchvision", "synthetic")}
+    compute = sides["synthetic"]["train_img_per_s"]
+    for name, side in sides.items():
+        side["loader_vs_plain"] = side["loader_img_per_s"] / plain["loader_img_per_s"]
+        side["train_vs_plain"] = side["train_img_per_s"] / plain["train_img_per_s"]
+        side["train_vs_compute"] = side["train_img_per_s"] / compute
+        print(f"kaggle {name:<11} ({side['pipeline']}): loader {side['loader_img_per_s']:.0f} "
+              f"img/s ({side['loader_vs_plain']:.2f}x plain), train "
+              f"{side['train_img_per_s']:.1f} img/s ({side['train_vs_plain']:.2f}x plain, "
+              f"{side['train_vs_compute']:.0%} of compute-only); {side['split']}")
+    return sides
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-layout folder")
+    p.add_argument("--model", default="cnn", help="model on both sides (cnn)")
+    p.add_argument("--files", type=int, help="use only the first N train rows (slow models)")
     p.add_argument("--min-images", type=int, default=8000, help="repeat the train rows to this")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
@@ -145,7 +176,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "native bf16 kernels)")
     p.add_argument("--rounds", type=int, default=1, help="plain/fastleaf rounds; median ratio")
     p.add_argument("--no-augmented", action="store_true",
-                   help="skip the extra fastleaf run with the kaggle augmentations")
+                   help="skip the fastleaf runs with the kaggle augmentations")
     p.add_argument("--out", help="result JSON (default benchmarks/results/yardstick-<date>.json)")
     return p.parse_args(argv)
 
@@ -153,31 +184,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     table = load_table(args.data, val_fraction=0.0)
-    samples = table.all_train.repeat(args.min_images)
-    print(f"{len(samples)} images ({len(table.all_train)} files), {table.num_classes} classes, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} torch threads")
+    rows = table.all_train
+    if args.files:
+        rows = rows.subset(range(min(args.files, len(rows))))
+    samples = rows.repeat(args.min_images)
+    capability = (f"{torch.backends.cpu.get_cpu_capability()}, native bf16: "
+                  f"{amp_is_fast(torch.device('cpu'))}")
+    print(f"{len(samples)} images ({len(rows)} files), {table.num_classes} classes, model "
+          f"{args.model}, batch {args.batch_size}; CPU {capability}")
     rounds = []
     for r in range(args.rounds):
+        torch.set_num_threads(available_cores())       # the plain loop: torch's own default
         plain = plain_side(samples, table.num_classes, args)
         fast = fastleaf_side(samples, table.num_classes, args, "none")
         rounds.append({"plain": plain, "fastleaf": fast,
                        "train_ratio": fast["train_img_per_s"] / plain["train_img_per_s"],
                        "loader_ratio": fast["loader_img_per_s"] / plain["loader_img_per_s"]})
         print(f"round {r + 1}: plain loader {plain['loader_img_per_s']:.0f} img/s, train "
-              f"{plain['train_img_per_s']:.0f} img/s | fastleaf loader "
-              f"{fast['loader_img_per_s']:.0f} img/s, train {fast['train_img_per_s']:.0f} img/s "
+              f"{plain['train_img_per_s']:.1f} img/s | fastleaf loader "
+              f"{fast['loader_img_per_s']:.0f} img/s, train {fast['train_img_per_s']:.1f} img/s "
               f"({fast['precision']} + channels_last; decode once {fast['decode_once_s']:.1f} s)")
-    result = {"machine": machine_info(), "settings": vars(args), "rounds": rounds,
+    result = {"machine": machine_info(), "cpu_capability": capability, "settings": vars(args),
+              "rounds": rounds,
               "train_ratio": statistics.median(r["train_ratio"] for r in rounds),
               "loader_ratio": statistics.median(r["loader_ratio"] for r in rounds)}
     if not args.no_augmented:
-        result["fastleaf_kaggle_augment"] = fastleaf_side(samples, table.num_classes, args,
-                                                          "kaggle")
-        aug = result["fastleaf_kaggle_augment"]
-        print(f"fastleaf with kaggle augmentations: loader {aug['loader_img_per_s']:.0f} img/s, "
-              f"train {aug['train_img_per_s']:.0f} img/s")
+        result["kaggle"] = kaggle_sides(samples, table.num_classes, args, rounds[-1]["plain"])
     print(f"training ratio fastleaf / plain: {result['train_ratio']:.2f}x   "
-          f"loader ratio: {result['loader_ratio']:.2f}x")
+          f"loader ratio: {result['loader_ratio']:.2f}x (no augmentation on either side)")
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"yardstick-{stamp}.json")
     write_text_atomic(out, json.dumps(result, indent=1, default=str) + "\n")

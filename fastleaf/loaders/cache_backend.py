@@ -222,8 +222,11 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 def cpu_views(spec: AugmentSpec, options: LoaderOptions):
     """OpenCV renderer of ``spec``'s training views for the RAM cache; None when not needed.
 
+    The pool may use every core: a batch is the same work however many threads share it, and
+    more threads only finish it sooner (threads cost no process or copy, unlike workers).
     Without OpenCV the batched ``grid_sample`` augmentation stays (said once).
     """
+    from .cpu_split import available_cores
     from .cv_augment import BatchViews, cv2_import_error
 
     draws = spec.draws()
@@ -236,7 +239,7 @@ def cpu_views(spec: AugmentSpec, options: LoaderOptions):
             console.print(f"[yellow]OpenCV unavailable ({why}); cache-ram augments whole "
                           f"batches with grid_sample[/yellow]")
         return None
-    return BatchViews(draws, spec.size, options.workers)
+    return BatchViews(draws, spec.size, max(options.workers, available_cores()))
 
 
 def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Draws
-from ..data.imageio import ImageDecodeError, decode_with_pillow
+from ..data.imageio import ImageDecodeError, decode_with_pillow, resize_uint8
 
 # Pillow's decompression-bomb limit: a header claiming more pixels than this is refused
 MAX_PIXELS = 89_478_485
@@ -88,15 +88,14 @@ def decode_rgb_cv2(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def resize_hwc(image: np.ndarray, size: int) -> np.ndarray:
-    """``size`` x ``size``: area averaging down (no aliasing), bilinear up."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if (h, w) == (size, size):
+    """``size`` x ``size`` with the filter every backend's decode uses (antialiased bilinear,
+    ``imageio.resize_uint8``), so a file read at another size gives the same pixels anywhere."""
+    if image.shape[:2] == (size, size):
         return image
-    shrink = h > size or w > size
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink
-                      else cv2.INTER_LINEAR)
+    import torch
+
+    chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return resize_uint8(chw, size).permute(1, 2, 0).contiguous().numpy()
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,9 @@ class Draws:
         return self.crop_scale != (1.0, 1.0)
 
     @property
-    def geometric(self) -> bool:
-        """Anything but flips moves pixels: one warp is needed."""
-        return self.random_crop or self.angle != (0.0, 0.0) or self.zoom != (1.0, 1.0) \
-            or self.shift != (0.0, 0.0)
+    def affine(self) -> bool:
+        """Rotate, zoom or shift: pixels move off the grid (zero fill outside the source)."""
+        return self.angle != (0.0, 0.0) or self.zoom != (1.0, 1.0) or self.shift != (0.0, 0.0)
 
     @property
     def colour(self) -> bool:
@@ -50,7 +49,8 @@ class Draws:
 
     @property
     def identity(self) -> bool:
-        return not (self.geometric or self.colour or self.hflip > 0 or self.vflip > 0)
+        return not (self.random_crop or self.affine or self.colour or self.hflip > 0
+                    or self.vflip > 0)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def augment(images, spec: AugmentSpec):
 
     d, size = spec.draws(), float(spec.size)
     mirror = 0
-    if d.angle != (0.0, 0.0) or d.zoom != (1.0, 1.0) or d.shift != (0.0, 0.0):
+    if d.affine:
         # flips, rotate and shift-scale-rotate share one affine warp: one interpolation
         images = fn.warp_affine(images, matrix=warp_matrix(d, size), fill_value=0,
                                 inverse_map=False)

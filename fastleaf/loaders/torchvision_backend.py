@@ -44,7 +44,7 @@ def build_transform(spec: AugmentSpec) -> v2.Compose | None:
         ops.append(v2.RandomHorizontalFlip(d.hflip))
     if d.vflip:
         ops.append(v2.RandomVerticalFlip(d.vflip))
-    if d.angle != (0.0, 0.0) or d.zoom != (1.0, 1.0) or d.shift != (0.0, 0.0):
+    if d.affine:
         # rotate and shift-scale-rotate share one affine warp: one interpolation, not two.
         # RandomAffine turns clockwise on screen (the spec: counter-clockwise), and its
         # translate range is symmetric: the widest bound is used

@@ -158,7 +158,8 @@ class CacheLoader(Loader):
             self.rows = np.arange(start, stop)
             self.num_samples = stop - start
         self.augment = BatchAugment(spec)
-        self.views = None if on_gpu else cpu_views(spec, options)
+        # a CPU run renders views with OpenCV; a CUDA run augments the batch on the GPU
+        self.views = cpu_views(spec, options) if device.type == "cpu" else None
         self.mean, self.std = norm_tensors(spec.mean, spec.std, device)
 
     def __len__(self) -> int:

@@ -61,6 +61,8 @@ def views(samples, spec: AugmentSpec, backend: str) -> torch.Tensor:
     else:
         loader = create_loader(samples, spec, options(), backend)
         assert loader.backend == backend
+        if backend == "cache-ram":
+            assert loader.views is not None          # OpenCV views, not grid_sample
     batches = list(loader)
     images = torch.cat([b[0] for b in batches]).float()
     order = torch.cat([b[1] for b in batches])

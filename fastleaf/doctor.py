@@ -5,7 +5,7 @@
 Versions of the libraries (or why one does not import), the CUDA devices, the CPU's vector
 and bf16 capability, and the defaults a plain ``fastleaf train`` would take here, each with
 its reason. The decisions are the trainer's own (``with_speed_defaults``, ``resolve_backend``,
-``default_workers``), asked rather than restated.
+``plan_split``), asked rather than restated.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 CPUINFO = Path("/proc/cpuinfo")
 # flags that decide CPU speed here: AVX2 is the floor; AVX512-BF16 / AMX give native bf16
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-LIBRARIES = ("torch", "torchvision", "timm", "DALI", "albumentations")
+LIBRARIES = ("torch", "torchvision", "timm", "DALI", "albumentations", "cv2")
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,9 @@ def default_rows() -> list[Row]:
     from .config import TrainConfig
     from .loaders import resolve_backend
     from .train.precision import amp_is_fast, create_precision
+    from .loaders.cpu_split import plan_split
     from .train.trainer import with_speed_defaults
-    from .utils.device import MAX_WORKERS_CPU, default_workers, resolve_device, usable_cores
+    from .utils.device import resolve_device
 
     base = TrainConfig()
     device = resolve_device(base.device)
@@ -169,10 +170,7 @@ def default_rows() -> list[Row]:
         amp_why = "CPU with native bf16 kernels"
     else:
         amp_why = "CPU without native bf16: emulated bf16 is slower than fp32"
-    workers = default_workers(device) if cfg.workers is None else cfg.workers
-    workers_why = (f"the cores of this GPU's share of the machine, less one for the training "
-                   f"loop ({usable_cores()} cores here)" if device.type == "cuda" else
-                   f"one per core, at most {MAX_WORKERS_CPU} ({usable_cores()} cores here)")
+    split = plan_split(device, loader, cfg.workers, cfg.threads)
     return [
         Row("defaults", "device", str(device),
             f"--device {base.device}: " + ("CUDA available" if device.type == "cuda"
@@ -184,9 +182,10 @@ def default_rows() -> list[Row]:
             "NHWC measured faster on CPU and GPU"),
         Row("defaults", "compile", "on" if cfg.compile else "off",
             "--compile opts in: compiling costs tens of seconds"),
-        Row("defaults", "workers", str(workers), f"loader processes / decode threads: "
-            f"{workers_why}"),
-        Row("defaults", "threads", str(torch.get_num_threads()), "torch intra-op threads"),
+        Row("defaults", "workers", str(split.workers), f"loader workers, chosen with the "
+            f"torch threads ({split.cores} cores here; {split.why})"),
+        Row("defaults", "threads", str(split.threads or torch.get_num_threads()),
+            f"torch intra-op threads ({split.why})"),
     ]
 
 

@@ -8,7 +8,7 @@ from the ranges of :meth:`AugmentSpec.draws`, so they give the same pixels for t
     out = render(image_hwc_uint8, view, 224)        # (224, 224, 3) uint8
 
 The torchvision order is kept -- random resized crop -> flips -> rotate/shift-scale (zero fill)
--> brightness/contrast -- but folded: the crop, its resize, the flips and the affine are one
+-> contrast, brightness -- but folded: the crop, its resize, the flips and the affine are one
 ``cv2.warpAffine`` (one interpolation), and brightness and contrast are one ``cv2.LUT``
 (both are linear in the pixel value, so they compose into one table).  OpenCV releases the GIL
 in both calls, so a thread pool renders a batch in parallel.

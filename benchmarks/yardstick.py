@@ -48,7 +48,8 @@ from fastleaf.config import TrainConfig  # noqa: E402
 from fastleaf.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec  # noqa: E402
 from fastleaf.data.table import load_table  # noqa: E402
 from fastleaf.loaders import LoaderOptions, create_loader  # noqa: E402
-from fastleaf.loaders.cpu_split import available_cores, plan_split  # noqa: E402
+from fastleaf.loaders.cpu_split import plan_split  # noqa: E402
+from fastleaf.utils.device import usable_cores  # noqa: E402
 from fastleaf.train.precision import amp_is_fast  # noqa: E402
 from fastleaf.train.loop import train_one_epoch  # noqa: E402
 from fastleaf.train.precision import create_precision  # noqa: E402
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
           f"{args.model}, batch {args.batch_size}; CPU {capability}")
     rounds = []
     for r in range(args.rounds):
-        torch.set_num_threads(available_cores())       # the plain loop: torch's own default
+        torch.set_num_threads(usable_cores())       # the plain loop: torch's own default
         plain = plain_side(samples, table.num_classes, args)
         fast = fastleaf_side(samples, table.num_classes, args, "none")
         rounds.append({"plain": plain, "fastleaf": fast,

@@ -48,15 +48,18 @@ def test_cv2_decode_names_the_file_of_bad_input(tmp_path, table):
         assert str(path) in str(err.value)
 
 
-def test_cv2_decode_refuses_a_header_over_the_pixel_limit_and_reads_odd_modes(tmp_path, table):
+def test_cv2_decode_refuses_a_header_over_the_pixel_limit_and_reads_odd_modes(
+        tmp_path, table, monkeypatch):
     jpeg = table.all_train.paths[0]
-    with pytest.raises(ImageDecodeError, match="over the 1000"):
-        decode_rgb_cv2(jpeg, max_pixels=1000)              # 128 x 128 read from the SOF
     png = tmp_path / "rgba.png"
     rgba = np.dstack([image(1, 20), np.full((20, 20), 7, np.uint8)])
     cv2.imwrite(str(png), rgba)
-    with pytest.raises(ImageDecodeError, match="400 pixels"):
-        decode_rgb_cv2(png, max_pixels=399)                # from the IHDR, before decoding
+    monkeypatch.setenv("FASTLEAF_MAX_PIXELS", "399")
+    with pytest.raises(ImageDecodeError, match="128x128 pixels is above the limit of 399"):
+        decode_rgb_cv2(jpeg)                               # from the header, before decoding
+    with pytest.raises(ImageDecodeError, match="20x20 pixels is above"):
+        decode_rgb_cv2(png)
+    monkeypatch.delenv("FASTLEAF_MAX_PIXELS")
     out = decode_rgb_cv2(png)
     assert out.shape == (20, 20, 3) and np.array_equal(out, rgba[..., 2::-1])   # BGRA -> RGB
     grey = tmp_path / "grey.png"
@@ -184,8 +187,12 @@ def test_plan_split_shares_the_cores(cores, backend, expect):
         split.describe()
 
 
-def test_plan_split_keeps_what_was_asked_and_leaves_gpu_threads_alone():
+def test_plan_split_keeps_what_was_asked_and_leaves_gpu_threads_alone(monkeypatch):
+    import fastleaf.utils.device as devmod
+
     split = plan_split(torch.device("cpu"), "torchvision", workers=3, threads=5, cores=16)
     assert (split.workers, split.threads) == (3, 5)
+    monkeypatch.setattr(devmod, "usable_cores", lambda: 16)
     gpu = plan_split(torch.device("cuda"), "dali", cores=16)
-    assert gpu.threads is None and gpu.workers == 4
+    # the GPU computes: the loader takes the process's cores less one for the training loop
+    assert gpu.threads is None and gpu.workers == 15

@@ -27,7 +27,7 @@ from ..data.table import Samples, load_table
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
 from ..utils.console import console
 from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
-from ..utils.device import configure_device, default_workers, resolve_device, seed_everything
+from ..utils.device import configure_device, resolve_device, seed_everything
 from .report import add_efficiency, device_name
 from .timing import Steps, batch_stream, time_repeats
 

@@ -227,7 +227,7 @@ def cpu_views(spec: AugmentSpec, options: LoaderOptions):
     more threads only finish it sooner (threads cost no process or copy, unlike workers).
     Without OpenCV the batched ``grid_sample`` augmentation stays (said once).
     """
-    from .cpu_split import available_cores
+    from ..utils.device import usable_cores
     from .cv_augment import BatchViews, cv2_import_error
 
     draws = spec.draws()
@@ -240,7 +240,7 @@ def cpu_views(spec: AugmentSpec, options: LoaderOptions):
             console.print(f"[yellow]OpenCV unavailable ({why}); cache-ram augments whole "
                           f"batches with grid_sample[/yellow]")
         return None
-    return BatchViews(draws, spec.size, max(options.workers, available_cores()))
+    return BatchViews(draws, spec.size, max(options.workers, usable_cores()))
 
 
 def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):

@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Draws
-from ..data.imageio import ImageDecodeError, decode_with_pillow, resize_uint8
+from ..data.imageio import decode_with_pillow, probe, read_bytes, resize_uint8
 
-# Pillow's decompression-bomb limit: a header claiming more pixels than this is refused
-MAX_PIXELS = 89_478_485
 LUMA = (0.2989, 0.587, 0.114)      # ITU-R 601-2, as torchvision's contrast uses it
 CROP_TRIES = 10                    # as torchvision's RandomResizedCrop
 
@@ -39,51 +37,24 @@ def cv2_import_error() -> str | None:
     return None
 
 
-def header_pixels(data: np.ndarray) -> int | None:
-    """Width x height from a JPEG SOF or PNG IHDR header, without decoding; None if not found."""
-    raw = data[:65536].tobytes()
-    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
-        return int.from_bytes(raw[16:20], "big") * int.from_bytes(raw[20:24], "big")
-    if raw[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(raw):
-        if raw[i] != 0xFF:
-            return None
-        marker, length = raw[i + 1], int.from_bytes(raw[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # a start of frame
-            return int.from_bytes(raw[i + 5:i + 7], "big") * int.from_bytes(raw[i + 7:i + 9], "big")
-        i += 2 + length
-    return None
-
-
-def decode_rgb_cv2(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_rgb_cv2(path: Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB, decoded by OpenCV; Pillow reads what OpenCV cannot.
 
-    The pixel count is checked from the header before decoding (JPEG, PNG) and again after.
-    EXIF orientation is ignored, as the other backends' decoders do.
+    The shared entry point's checks come first: the file is read once, its header probed and
+    refused above the pixel limit (``FASTLEAF_MAX_PIXELS``) before any pixel is decoded.  EXIF
+    orientation is applied, as the shared decoder does.
     """
     import cv2
 
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err})") from None
-    if data.size == 0:
-        raise ImageDecodeError(f"{path}: empty file")
-    claimed = header_pixels(data)
-    if claimed is not None and claimed > max_pixels:
-        raise ImageDecodeError(f"{path}: {claimed} pixels is over the {max_pixels} limit")
+    data = read_bytes(path)
+    probe(data, path)
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)      # OpenCV >= 4.10 decodes to RGB
-    image = cv2.imdecode(data, (cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag)
-                         | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                         cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag)
     if image is not None and rgb_flag is None:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image is None:      # CMYK, odd formats, damaged files: Pillow reads or names the problem
-        image = decode_with_pillow(path).permute(1, 2, 0).numpy()
-    if image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageDecodeError(f"{path}: {image.shape[1]}x{image.shape[0]} is over the "
-                               f"{max_pixels}-pixel limit")
+        image = np.asarray(decode_with_pillow(data, path).convert("RGB"))
     return image
 
 

@@ -28,8 +28,7 @@ class TrainConfig:
     interpolation: str | None = None       # None: the weights' (recorded with the run)
     crop_pct: float | None = None          # None: the weights' eval crop (recorded with the run)
     augment: str = "kaggle"
-    loader: str = "auto"
-    cache: str = "none"           # decode-once cache: none, ram or gpu (overrides --loader)
+    loader: str = "auto"          # one of LOADERS; auto picks per device and data size
     workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
     check_data: bool = True       # pre-flight check of every row and image before training
     skip_bad: bool = False        # drop rows the check finds bad instead of stopping
@@ -53,6 +52,7 @@ class TrainConfig:
     scheduler: str = "plateau"
     plateau_factor: float = 0.5
     plateau_patience: int = 5
+    min_lr: float = 1e-6          # cosine floor and warmup start
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
@@ -82,6 +82,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        """A config from saved or parsed option values; old spellings are upgraded and
+        unknown keys refused, naming ``source``."""
+        return make_config(check_keys(upgrade_keys(values, source), source), source)
+
 
 class ConfigError(FastleafError, ValueError):
     """An option of the wrong type or range, or a broken config file."""
@@ -93,7 +99,7 @@ TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
            "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
            "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
-           "plateau_factor": 0.0, "plateau_patience": 0}
+           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0}
 
 
 def check_value(key: str, value, source: str) -> None:
@@ -134,6 +140,33 @@ def make_config(values: dict, source: str) -> TrainConfig:
     return cfg
 
 
+# data backends a run can ask for (fastleaf.loaders.BACKENDS has the same names, plus the
+# synthetic one the bench uses); listed here so the parser needs no torch
+LOADERS = ("auto", "dali", "torchvision", "cache-ram", "cache-gpu")
+
+
+def upgrade_keys(values: dict, source: str) -> dict:
+    """Option values with deprecated keys turned into their replacements (configs and run
+    folders written before the rename keep loading for one release)."""
+    values = dict(values)
+    if "cache" in values:
+        # `cache: ram|gpu` became `loader: cache-ram|cache-gpu`; `cache: none` meant "as --loader"
+        cache = values.pop("cache")
+        if cache not in (None, "none"):
+            values["loader"] = f"cache-{cache}"
+            from .utils.deprecation import deprecation_note
+
+            deprecation_note(f"{source}: 'cache: {cache}'", f"'loader: cache-{cache}'")
+    return values
+
+
+def check_keys(values: dict, source: str) -> dict:
+    unknown = sorted(set(values) - KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown option(s) {unknown}")
+    return values
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -152,9 +185,7 @@ def parse_yaml(text: str, label: str) -> dict:
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     # a recipe may describe itself; the description is for `fastleaf configs`, not an option
     data.pop("description", None)
-    unknown = sorted(set(data) - KEYS)
-    if unknown:
-        raise ConfigError(f"{label}: unknown option(s) {unknown}")
+    data = check_keys(upgrade_keys(data, label), label)
     for key, value in data.items():
         check_value(key, value, label)
     return data
@@ -177,6 +208,7 @@ def load_config_source(source: str | Path) -> dict:
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:
     """Defaults, then the YAML file or built-in recipe, then every override that is not None."""
     values = load_config_source(config_file) if config_file else {}
+    overrides = upgrade_keys({k: v for k, v in overrides.items() if v is not None}, "options")
     unknown = sorted(set(overrides) - KEYS)
     if unknown:
         raise TypeError(f"unknown option(s) {unknown}")
@@ -184,7 +216,7 @@ def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainC
     for key, value in given.items():
         check_value(key, value, f"--{key.replace('_', '-')}")
     values.update(given)
-    return make_config(values, str(config_file or "options"))
+    return TrainConfig.from_dict(values, str(config_file or "options"))
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

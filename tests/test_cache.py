@@ -151,7 +151,7 @@ def test_fit_with_the_ram_cache_writes_metrics(tiny_data, tmp_path):
     from fastleaf.train.trainer import fit
 
     cfg = resolve_config(data=str(tiny_data), out=str(tmp_path / "run"), model="cnn",
-                         img_size=112, epochs=1, batch_size=16, cache="ram", workers=0,
+                         img_size=112, epochs=1, batch_size=16, loader="cache-ram", workers=0,
                          progress=False, tensorboard=False, val_fraction=0.25)
     result = fit(cfg)
     rows = list(csv.DictReader(open(result.run_dir / "metrics.csv")))

@@ -22,7 +22,7 @@ def recipe_lines() -> list[str]:
     recipes = list_recipes()
     rows = [("NAME", "MODEL", "EPOCHS", "OPTIMIZER", "REPRODUCES")]
     for recipe in recipes:
-        cfg = TrainConfig(**recipe.values)
+        cfg = TrainConfig.from_dict(recipe.values, recipe.name)
         rows.append((recipe.name, cfg.model, str(cfg.epochs), cfg.optimizer, recipe.description))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4]

@@ -4,15 +4,22 @@ from __future__ import annotations
 import argparse
 import os
 
+from .flags import LOADER_HELP, add_deprecated, cache_loader
+
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # every flag defaults to None so that --config values apply unless a flag is given
+    # every flag defaults to None so that --config values apply unless a flag is given;
+    # the short and second long names are timm train.py's, so its users' commands carry over
+    from ..config import LOADERS
+
     flag = argparse.BooleanOptionalAction
     p.add_argument("--config", help="a built-in recipe (fastleaf configs lists them) or a YAML "
                    "file of options; flags override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration (YAML, flags applied) and exit")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
                    "default: references/*.csv with images under data/")
@@ -31,12 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
                    help="normalisation std (default: the pretrained weights')")
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
-    g.add_argument("--loader", help="data backend: auto (DALI on CUDA when installed, else "
-                   "torchvision), dali (CPU-only pipeline without CUDA) or torchvision")
-    g.add_argument("--cache", choices=["none", "ram", "gpu"],
-                   help="decode every image once into RAM or GPU memory and augment batches "
-                        "there (the cache-ram / cache-gpu loaders); none (default) streams")
-    g.add_argument("--workers", type=int,
+    g.add_argument("--loader", choices=LOADERS, help=LOADER_HELP)
+    add_deprecated(g, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
+    g.add_argument("-j", "--workers", type=int,
                    help="loader worker processes (default: chosen with --threads for the cores)")
     g.add_argument("--check-data", action=flag,
                    help="check every row and image before training (on by default)")
@@ -53,9 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--drop-path", type=float, help="stochastic depth rate (timm models)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
+    g.add_argument("-b", "--batch-size", type=int)
     g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    g.add_argument("--optimizer", "--opt", choices=["adam", "adamw", "sgd"])
     g.add_argument("--weight-decay", type=float,
                    help="default 0.05 for adamw, 0 otherwise; never on norm layers or biases")
     g.add_argument("--backbone-lr", type=float,
@@ -66,15 +70,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-ema", action=flag,
                    help="keep an EMA of the weights; validate and save it (best.pt)")
     g.add_argument("--model-ema-decay", type=float, help="EMA decay (0.998)")
-    g.add_argument("--scheduler", choices=["plateau", "cosine", "none"])
+    g.add_argument("--scheduler", "--sched", choices=["plateau", "cosine", "none"])
+    g.add_argument("--plateau-factor", type=float,
+                   help="plateau: multiply the rate by this when the val loss stalls (0.5)")
+    g.add_argument("--plateau-patience", type=int,
+                   help="plateau: epochs without improvement before lowering the rate (5)")
+    g.add_argument("--min-lr", type=float, help="cosine: the floor and the warmup start (1e-6)")
     g.add_argument("--warmup-epochs", type=int,
                    help="linear warmup; cosine steps every iteration")
-    g.add_argument("--label-smoothing", type=float)
-    g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0 = off)")
+    g.add_argument("--label-smoothing", "--smoothing", type=float)
+    g.add_argument("--grad-clip", "--clip-grad", type=float,
+                   help="clip the gradient norm (0 = off)")
     g.add_argument("--cutmix", type=float,
                    help="CutMix Beta alpha on the device batch (0 = off; 1.0 is usual)")
     g.add_argument("--mixup", type=float, help="MixUp Beta alpha (0 = off; 0.2 is usual)")
-    g.add_argument("--mix-prob", type=float, help="chance a batch is mixed (1.0)")
+    g.add_argument("--mix-prob", "--mixup-prob", type=float, help="chance a batch is mixed (1.0)")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--eval-metric", choices=["acc", "f1_macro", "kappa", "sum"],
                    help="validation metric that picks best.pt (sum, as the paper; Kaggle "
@@ -86,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: on for CUDA and for CPUs with native bf16 kernels)")
     g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
     g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
-    g.add_argument("--compile", action=flag, help="torch.compile the model")
+    g.add_argument("--compile", "--torchcompile", action=flag, help="torch.compile the model")
     g.add_argument("--threads", type=int,
                    help="torch threads on the CPU (default: the cores the loader leaves)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
@@ -159,9 +169,15 @@ def run(args: argparse.Namespace) -> int:
 
     from ..train.distributed import launched_by_torchrun
 
+    cfg = config_from_args(args)
+    if args.print_config:
+        import yaml
+
+        # plain print: the YAML must come out exactly, ready to save as a --config file
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     if args.nproc and args.nproc > 1 and not launched_by_torchrun():
         return launch_torchrun(args.nproc, args._argv)
-    cfg = config_from_args(args)
     if cfg.folds and cfg.fold is None:
         # --folds without --fold: every fold, then the folds' mean ± std
         from ..train.kfold import fit_folds, print_folds

@@ -23,12 +23,15 @@ BACKENDS = {
 }
 
 
-def resolve_backend(name: str, device) -> tuple[str, str]:
+def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tuple[str, str]:
     """(backend, why) for a requested name; ``auto`` picks the fastest usable one.
 
-    ``auto`` takes DALI when the device is CUDA and DALI imports, else torchvision.  ``dali``
-    where DALI cannot import raises ``DaliUnavailable`` (a ValueError saying how to fall back);
-    on a CPU device it runs DALI's CPU-only pipeline.
+    ``auto`` on CUDA takes DALI when it imports, else torchvision.  On a CPU it takes cache-ram
+    when ``images`` decoded images of ``size`` pixels fit in free RAM (measured 1.7x faster
+    than streaming on a 2-core CPU: each image is decoded once, not once per epoch), else
+    torchvision; callers that read each image once (prediction) pass no ``images``.
+    ``dali`` where DALI cannot import raises ``DaliUnavailable`` (a ValueError saying how to
+    fall back); on a CPU device it runs DALI's CPU-only pipeline.
     """
     cuda = torch.device(device).type == "cuda"
     if name == "dali":
@@ -41,13 +44,27 @@ def resolve_backend(name: str, device) -> tuple[str, str]:
             raise ValueError(f"unknown loader {name!r}; choose from auto, {', '.join(BACKENDS)}")
         return name, "asked for"
     if not cuda:
-        return "torchvision", "auto: no CUDA device for DALI's GPU pipeline"
+        return cpu_auto(images, size)
     from .dali_backend import dali_import_error
 
     reason = dali_import_error()
     if reason is not None:
         return "torchvision", f"auto: DALI unavailable ({reason})"
     return "dali", "auto: CUDA device and DALI available"
+
+
+def cpu_auto(images: int, size: int) -> tuple[str, str]:
+    if not images:
+        return "torchvision", "auto: no CUDA device for DALI's GPU pipeline"
+    from .cache_backend import HEADROOM, available_ram_bytes, cache_bytes
+
+    need, free = cache_bytes(images, size), available_ram_bytes()
+    amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
+    if need > HEADROOM * free:
+        return "torchvision", (f"auto: CPU; {amount} do not fit in free RAM "
+                               f"({free / 2**30:.1f} GiB), streaming from disk")
+    return "cache-ram", (f"auto: CPU; {amount} fit in free RAM ({free / 2**30:.1f} GiB): "
+                         f"decoding once beats decoding every epoch")
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,

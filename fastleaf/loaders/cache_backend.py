@@ -269,7 +269,7 @@ def gpu_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Lo
     device = options.device
     if device.type != "cuda":
         raise ValueError(f"the cache-gpu loader needs a CUDA device (this run is on {device}); "
-                         f"use the cache-ram loader (--cache ram) instead")
+                         f"use --loader cache-ram instead")
     need = cache_bytes(len(unique_files(samples)[0]), spec.size)
     free = available_gpu_bytes(device)
     if need > HEADROOM * free:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import KEYS, TrainConfig, check_value, load_yaml, make_config
+from ..config import KEYS, TrainConfig, check_value, load_yaml
 from .checkpoint import CheckpointError, load_checkpoint
 
 
@@ -34,7 +34,7 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     values.update(given)
     values["out"] = str(run_dir)
     values["resume"] = str(run_dir)
-    return make_config(values, str(run_dir / "config.yaml"))
+    return TrainConfig.from_dict(values, str(run_dir / "config.yaml"))
 
 
 def rng_state(device: torch.device | None = None) -> dict:

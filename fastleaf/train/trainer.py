@@ -83,10 +83,9 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
 
 def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precision: Precision,
                   shard: Shard = Shard()):
-    if cfg.cache not in (None, "none"):   # a decode-once cache replaces the streaming loader
-        backend, why = resolve_backend(f"cache-{cfg.cache}", device)[0], f"--cache {cfg.cache}"
-    else:
-        backend, why = resolve_backend(cfg.loader, device)
+    # the number of distinct images lets `auto` judge whether the decoded set fits in RAM
+    images = len(set(table.train.paths) | set(table.val.paths))
+    backend, why = resolve_backend(cfg.loader, device, images=images, size=cfg.img_size)
     dtype = loader_dtype(precision, device)
     # loader workers and torch threads share this process's part of the cores
     split = plan_split(device, backend, cfg.workers, cfg.threads,
@@ -188,7 +187,7 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay,
                                  cfg.backbone_lr, cfg.layer_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
-                        cfg.plateau_factor, cfg.plateau_patience,
+                        cfg.plateau_factor, cfg.plateau_patience, min_lr=cfg.min_lr,
                         steps_per_epoch=len(train_loader))
     # the EMA copies the model before any freezing hook is attached
     ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None

@@ -1,0 +1,55 @@
+"""The flag vocabulary shared by every command, and the old spellings kept for one release.
+
+One name per concept (README, "Flag vocabulary"): ``--img-size`` is the model input side,
+``--out`` what a command writes (run folder, file or folder), ``--workers`` parallel image
+readers, ``--weights`` a state dict to start from, ``--member-weights`` the ensemble's weights,
+``--loader`` the data backend.  An old spelling still parses, hidden from ``--help``, and says
+which name replaces it::
+
+    add_deprecated(p, "--image-size", "--img-size", type=int)
+    add_deprecated(p, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from ..utils.deprecation import deprecation_note
+
+
+class _Deprecated(argparse.Action):
+    def __init__(self, option_strings, dest, new: str = "", convert: Callable | None = None,
+                 **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+        self.convert = convert
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        deprecation_note(option_string, self.new)
+        value = self.convert(values) if self.convert else values
+        # a value the new flag leaves unset (e.g. --cache none) keeps whatever is there
+        if value is not None:
+            setattr(namespace, self.dest, value)
+
+
+def add_deprecated(parser, old: str, new: str, *, convert: Callable | None = None,
+                   **kwargs) -> None:
+    """Accept ``old`` as a hidden spelling of the already added flag ``new``.
+
+    The value lands in ``new``'s destination (after ``convert`` when given); ``old`` never sets
+    a default, so ``new``'s default stands when neither is given.
+    """
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(old, action=_Deprecated, new=new, convert=convert, dest=dest,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
+def cache_loader(value: str) -> str | None:
+    """``--cache ram|gpu|none`` -> the ``--loader`` value that replaced it (none: unset)."""
+    return None if value == "none" else f"cache-{value}"
+
+
+LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else torchvision; CPU: cache-ram "
+               "when the decoded set fits in RAM, else torchvision; the reason is printed), "
+               "dali, torchvision (streams from disk), cache-ram / cache-gpu (decode every "
+               "image once into RAM / GPU memory)")

@@ -1,0 +1,16 @@
+"""Deprecation notes: an old flag or config key still works for one release and says so once."""
+from __future__ import annotations
+
+import sys
+
+_said: set[str] = set()
+
+
+def deprecation_note(old: str, new: str) -> None:
+    """Tell once per process that ``old`` is deprecated in favour of ``new`` (on stderr, so a
+    command's output stays clean)."""
+    if old in _said:
+        return
+    _said.add(old)
+    print(f"note: {old} is deprecated and goes away in the next release; use {new}",
+          file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .flags import add_deprecated
+
 NAME = "check-data"
 HELP = "check train.csv, test.csv and every image they name; exit 1 when there are errors"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
@@ -21,9 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "default DATA/classes.json when present, else train.csv's labels")
     p.add_argument("--no-decode", action="store_true",
                    help="skip full decoding: headers, end markers and duplicates only (faster)")
-    p.add_argument("--workers", type=int, help="threads reading and decoding images")
-    p.add_argument("--image-size", type=int,
+    p.add_argument("-j", "--workers", type=int, help="images read and decoded at once (threads)")
+    p.add_argument("--img-size", type=int,
                    help="expected image side in pixels (default: the most common size)")
+    add_deprecated(p, "--image-size", "--img-size", type=int)
     p.add_argument("--out", metavar="FILE", help="write every finding to this CSV")
     p.add_argument("--max-lines", type=int, default=50, help="findings shown in the table (50)")
     p.add_argument("--near-duplicates", action="store_true",
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         output_file(args.out, "--out", [*data_files(args.data), *extra])
     classes = load_class_file(args.classes) if args.classes else None
     report = check_data(args.data, classes=classes, decode=not args.no_decode,
-                        workers=args.workers, image_size=args.image_size)
+                        workers=args.workers, image_size=args.img_size)
     print_report(report, args.max_lines)
     if args.out:
         console.print(f"findings written to {report.write_csv(args.out)}")

@@ -7,12 +7,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .flags import add_deprecated
+
 NAME = "demo"
 HELP = "synthesise a small leaf data set and train the paper CNN on it (a few minutes on CPU)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", default="runs/demo", help="where the data and the run go (runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="where the data and the run go (runs/demo)")
+    add_deprecated(p, "--dir", "--out")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--model", default="cnn")
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.trainer import fit
     from ..utils.console import console
 
-    root = Path(args.dir)
+    root = Path(args.out)
     data = make_synthetic(root / "data", num_classes=args.classes, train_per_class=30,
                           test_per_class=4, size=224, seed=0)
     console.print(f"synthetic data set ({args.classes} classes): {data}")

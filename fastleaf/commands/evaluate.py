@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from .tta_predict import settings_from_args
 
     result = evaluate_checkpoints(args.checkpoint, tta=args.tta, data_dir=args.data,
-                                  csv=args.csv, weights=args.weights,
+                                  csv=args.csv, weights=args.member_weights,
                                   settings=settings_from_args(args))
     print_evaluation(result)
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .flags import add_deprecated
+
 NAME = "synth"
 HELP = "write a synthetic leaf data set (Kaggle layout) for demos and tests"
 
@@ -12,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, default=10, help="number of classes, 2 to 176 (10)")
     p.add_argument("--train-per-class", type=int, default=20)
     p.add_argument("--test-per-class", type=int, default=4)
-    p.add_argument("--size", type=int, default=224, help="image side in pixels (224)")
+    p.add_argument("--img-size", type=int, default=224, help="image side in pixels (224)")
+    add_deprecated(p, "--size", "--img-size", type=int)
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -21,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.console import console
 
     out = make_synthetic(args.out, num_classes=args.classes, train_per_class=args.train_per_class,
-                         test_per_class=args.test_per_class, size=args.size, seed=args.seed)
+                         test_per_class=args.test_per_class, size=args.img_size, seed=args.seed)
     console.print(f"wrote {args.classes * args.train_per_class} train and "
                   f"{args.classes * args.test_per_class} test images ({args.classes} classes) "
                   f"to {out}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .flags import LOADER_HELP, add_deprecated
+
 NAME = "tta-predict"
 TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
             "views), five-crop (corners + centre) (flips)")
@@ -12,17 +14,20 @@ HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
 def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                              checkpoint_required: bool = True) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
+    from ..config import LOADERS
     from ..predict import DEFAULT_CROP_FRACTION
 
     flag = argparse.BooleanOptionalAction
     p.add_argument("--checkpoint", action="append", required=checkpoint_required, metavar="PATH",
                    help="best.pt, a run folder, or a folder of fold runs (repeatable)")
-    p.add_argument("--weights", help="comma-separated weights, one per --checkpoint "
-                   "(or one per checkpoint file); default equal")
+    p.add_argument("--member-weights", metavar="W1,W2,...",
+                   help="ensemble weights, comma-separated, one per --checkpoint (or one per "
+                        "checkpoint file); default equal")
+    add_deprecated(p, "--weights", "--member-weights")
     p.add_argument("--crop-fraction", type=float, default=DEFAULT_CROP_FRACTION,
                    help=f"five-crop side fraction ({DEFAULT_CROP_FRACTION})")
     run_default = "the run's own" if inherit else "on"
-    p.add_argument("--batch-size", type=int, default=None if inherit else 256,
+    p.add_argument("-b", "--batch-size", type=int, default=None if inherit else 256,
                    help="images per batch (" + ("the run's own" if inherit else "256") + ")")
     p.add_argument("--amp", action=flag, default=None if inherit else "auto",
                    help="mixed precision, bf16 on CPU (" + ("the run's own" if inherit else
@@ -33,8 +38,8 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
     p.add_argument("--channels-last", action=flag, default=None if inherit else True,
                    help=f"NHWC memory format ({run_default})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--loader", default="auto", help="data backend: auto or a backend name")
-    p.add_argument("--workers", type=int, help="loader worker processes")
+    p.add_argument("--loader", choices=LOADERS, default="auto", help=LOADER_HELP)
+    p.add_argument("-j", "--workers", type=int, help="loader worker processes")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -65,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from ..predict.runner import tta_predict
     from ..utils.console import console
 
-    result = tta_predict(args.data, args.checkpoint or [], out=args.out, weights=args.weights,
-                         settings=settings_from_args(args), save_probs=args.save_probs,
-                         blend=args.blend)
+    result = tta_predict(args.data, args.checkpoint or [], out=args.out,
+                         weights=args.member_weights, settings=settings_from_args(args),
+                         save_probs=args.save_probs, blend=args.blend)
     out = result.output
     for how in dict.fromkeys(out.how):
         console.print(how)

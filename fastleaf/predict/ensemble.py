@@ -111,11 +111,12 @@ def parse_weights(text: str | Sequence[float] | None, count: int) -> list[float]
         values = [float(v) for v in text.split(",")] if isinstance(text, str) \
             else [float(v) for v in text]
     except ValueError:
-        raise ValueError(f"--weights must be comma-separated numbers, got {text!r}") from None
+        raise ValueError(f"--member-weights must be comma-separated numbers, got {text!r}") \
+            from None
     if len(values) != count:
-        raise ValueError(f"--weights has {len(values)} value(s) for {count} checkpoint(s)")
+        raise ValueError(f"--member-weights has {len(values)} value(s) for {count} checkpoint(s)")
     if any(v < 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"--weights must be >= 0 with a positive sum, got {text!r}")
+        raise ValueError(f"--member-weights must be >= 0 with a positive sum, got {text!r}")
     return values
 
 

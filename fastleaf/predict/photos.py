@@ -1,0 +1,102 @@
+"""``predict_photos``: what species is in this photo (or in each photo of a folder)?
+
+Any file Pillow reads works, at any size or mode (grayscale, RGBA, CMYK, PNG, ...): each photo
+goes through the same loader seam and eval preset as validation, so it is decoded, resized and
+normalised exactly as the checkpoint was trained.
+
+    result = predict_photos("leaf.jpg", ["runs/resnet18"], top=5)
+    result.top[0]                      # [("acer_rubrum", 0.91), ("acer_saccharum", 0.04), ...]
+    predict_photos("photos/", ["runs/resnet18"]).write_csv("predictions.csv")
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..data.table import UNLABELLED, DataError, Samples
+from ..utils.atomic import write_text_atomic
+from .ensemble import EnsembleOutput, PredictSettings, ensemble_probs, load_members
+
+# what a folder's photos may be; anything else in it (CSVs, notes) is left alone
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+@dataclass
+class PhotoPrediction:
+    files: list[Path]
+    classes: list[str]
+    probs: torch.Tensor             # (N, classes), each row sums to 1
+    output: EnsembleOutput
+    top_k: int = 5
+
+    @property
+    def top(self) -> list[list[tuple[str, float]]]:
+        """Per photo, the ``top_k`` most likely species with their probabilities."""
+        k = min(self.top_k, len(self.classes))
+        values, index = self.probs.topk(k, dim=-1)
+        return [[(self.classes[int(i)], float(v)) for v, i in zip(vs, idx)]
+                for vs, idx in zip(values, index)]
+
+    def write_csv(self, path: str | Path, root: Path | None = None) -> Path:
+        """``image,label,probability``: one row per photo (names relative to ``root``)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "label", "probability"])
+        for file, best in zip(self.files, self.top):
+            name = file.relative_to(root).as_posix() if root else file.as_posix()
+            writer.writerow([name, best[0][0], f"{best[0][1]:.6f}"])
+        write_text_atomic(path, buffer.getvalue())
+        return Path(path)
+
+
+def _natural_key(path: Path):
+    # leaf2.jpg before leaf10.jpg
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def find_photos(target: str | Path) -> list[Path]:
+    """``target`` itself when it is a file, else the photos directly inside the folder."""
+    path = Path(target)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such image or folder")
+    photos = sorted((p for p in path.iterdir()
+                     if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES), key=_natural_key)
+    if not photos:
+        raise DataError(f"{path}: no photos in this folder ({', '.join(PHOTO_SUFFIXES)})")
+    return photos
+
+
+def photo_samples(files: Sequence[Path], source: Path) -> Samples:
+    """Unlabelled samples in ``files`` order; errors name ``source`` and the file."""
+    n = len(files)
+    return Samples("photos", list(files), np.full(n, UNLABELLED, dtype=np.int64),
+                   np.arange(n, dtype=np.int64), source, [f.name for f in files])
+
+
+def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top: int = 5,
+                   weights=None, settings: PredictSettings | None = None) -> PhotoPrediction:
+    """Species probabilities for one photo or every photo in a folder.
+
+    Args:
+        target: an image file or a folder of them (not searched recursively).
+        checkpoints: ``best.pt`` files, run folders or folders of fold runs (an ensemble).
+        top: how many species :attr:`PhotoPrediction.top` lists per photo.
+        weights: ensemble member weights (see ``load_members``).
+        settings: TTA, device, precision, batch size, loader.
+    """
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
+    settings = settings or PredictSettings()
+    members = load_members(checkpoints, weights)
+    files = find_photos(target)
+    output = ensemble_probs(members, photo_samples(files, Path(target)), settings)[settings.tta]
+    return PhotoPrediction(files, members[0].classes, output.probs, output, top)

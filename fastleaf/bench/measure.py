@@ -25,7 +25,7 @@ from ..config import TrainConfig
 from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
-from ..utils.console import console
+from ..utils.console import console, tracked
 from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
 from ..utils.device import configure_device, resolve_device, seed_everything
 from .report import add_efficiency, device_name
@@ -289,7 +289,8 @@ def run_bench(settings: BenchSettings,
             if on_row is not None:
                 on_row(add_efficiency(rows), dict(pool.skipped))
 
-        for model_name, flags in itertools.product(settings.models, flag_sets):
+        cases = list(itertools.product(settings.models, flag_sets))
+        for model_name, flags in tracked(cases, "bench cases"):
             run_model(model_name, flags, pool, loaders, num_classes, add)
         skipped = pool.skipped
         pool.built.clear()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..utils.console import tracked
 from .imageio import Header, ImageDecodeError, ImageTooLarge, decode_bytes, probe
 
 ERROR, WARNING = "error", "warning"
@@ -100,5 +101,6 @@ def header_notes(header: Header, path: Path) -> list[tuple[str, str, str]]:
 def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:
     """:func:`inspect_file` over every distinct path, in a thread pool."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = pool.map(lambda p: inspect_file(p, decode), paths)
+        infos = tracked(pool.map(lambda p: inspect_file(p, decode), paths), "checking images",
+                        total=len(paths))
         return dict(zip(paths, infos))

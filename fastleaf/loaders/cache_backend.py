@@ -28,7 +28,7 @@ from ..data.augment import AugmentSpec
 from ..data.batch_augment import BatchAugment, normalise
 from ..data.imageio import ImageDecodeError, load_image
 from ..data.table import Samples
-from ..utils.console import console
+from ..utils.console import console, tracked
 from .base import Loader, LoaderOptions, norm_tensors, shard_range
 from .pinned import gather_batches
 
@@ -87,9 +87,10 @@ def decode_into(out: torch.Tensor, samples: Samples, paths: list, size: int,
         except ImageDecodeError as err:
             raise ImageDecodeError(f"{samples.csv} row {rows[path] + 2}: {err}") from None
 
+    chunks = range(0, len(paths), DECODE_CHUNK)
     # the one-time decode runs before the model starts: it may take every core
     with ThreadPoolExecutor(max_workers=max(1, workers, os.cpu_count() or 1)) as pool:
-        for start in range(0, len(paths), DECODE_CHUNK):
+        for start in tracked(chunks, f"decoding {len(paths)} images once"):
             chunk = list(pool.map(load, paths[start:start + DECODE_CHUNK]))
             out[start:start + len(chunk)].copy_(torch.stack(chunk))
 

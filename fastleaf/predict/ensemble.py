@@ -23,6 +23,7 @@ from ..models.data_config import DataConfig, data_config_of, eval_spec
 from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
 from ..train.precision import amp_is_fast, create_precision
+from ..utils.console import tracked
 from ..utils.device import configure_device, default_workers, resolve_device
 from . import tta as tta_views
 
@@ -233,7 +234,7 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
     rates = {name: [] for name in ttas}
     how = []
     labels = expected
-    for member in members:
+    for number, member in enumerate(members, start=1):
         model, precision, channels_last, batch_size = prepare_member(member, settings, device)
         loader = make_eval_loader(samples, member.data, batch_size, channels_last, device,
                                   settings)
@@ -242,7 +243,9 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
                    f"batch {batch_size}, {loader.backend} loader")
         for name in ttas:
             start = time.perf_counter()
-            p, labels, rate = predict_probs(model, loader, precision, name, settings.crop_fraction)
+            batches = tracked(loader, f"{name} views, checkpoint {number}/{len(members)}")
+            p, labels, rate = predict_probs(model, batches, precision, name,
+                                            settings.crop_fraction)
             seconds[name] += time.perf_counter() - start
             if len(labels) != len(expected) or not torch.equal(labels, expected):
                 raise RuntimeError(f"the {loader.backend} loader returned {len(labels)} rows not "

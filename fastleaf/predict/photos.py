@@ -22,7 +22,7 @@ import torch
 
 from ..data.table import UNLABELLED, DataError, Samples
 from ..utils.atomic import write_text_atomic
-from .ensemble import EnsembleOutput, PredictSettings, ensemble_probs, load_members
+from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
 
 # what a folder's photos may be; anything else in it (CSVs, notes) is left alone
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -31,6 +31,7 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 @dataclass
 class PhotoPrediction:
     files: list[Path]
+    members: list[Member]
     classes: list[str]
     probs: torch.Tensor             # (N, classes), each row sums to 1
     output: EnsembleOutput
@@ -99,4 +100,4 @@ def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top
     members = load_members(checkpoints, weights)
     files = find_photos(target)
     output = ensemble_probs(members, photo_samples(files, Path(target)), settings)[settings.tta]
-    return PhotoPrediction(files, members[0].classes, output.probs, output, top)
+    return PhotoPrediction(files, members, members[0].classes, output.probs, output, top)

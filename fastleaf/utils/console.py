@@ -1,11 +1,15 @@
-"""One rich console and the training progress bar (live img/s and loss)."""
+"""One rich console, the training progress bar (live img/s and loss) and ``tracked`` for every
+other long loop (prediction, evaluation, the data check, the cache decode, the bench)."""
 from __future__ import annotations
+
+from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 console = Console(highlight=False)
+T = TypeVar("T")
 
 
 def make_progress(enabled: bool = True) -> Progress:
@@ -14,3 +18,20 @@ def make_progress(enabled: bool = True) -> Progress:
         TextColumn("{task.fields[rate]:>7.1f} img/s"), TextColumn("loss {task.fields[loss]:.4f}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
         disable=not enabled)
+
+
+def tracked(items: Iterable[T], description: str, total: int | None = None,
+            enabled: bool = True) -> Iterator[T]:
+    """Yield ``items`` while a transient bar counts them (done / total, elapsed, remaining).
+
+    Shown only on a terminal, so logs, pipes and tests get no bar lines; ``total`` defaults to
+    ``len(items)``.
+    """
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                        transient=True, disable=not (enabled and console.is_terminal))
+    with progress:
+        task = progress.add_task(description, total=len(items) if total is None else total)
+        for item in items:
+            yield item
+            progress.advance(task)

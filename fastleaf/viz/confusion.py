@@ -15,6 +15,7 @@ from ..models.data_config import data_config_of, eval_spec
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.loop import predict_logits
 from ..train.precision import create_precision
+from ..utils.console import tracked
 from ..utils.device import resolve_device
 from .runs import Run
 
@@ -44,7 +45,8 @@ def validation_predictions(run: Run, device: str = "auto",
                            options, "torchvision")
     # the run's own precision, so the predictions are the ones its metrics came from
     precision = create_precision(bool(cfg.get("amp")), dev, cfg.get("amp_dtype", "auto"))
-    logits, labels, _ = predict_logits(model, loader, precision)
+    batches = tracked(loader, f"{run.path.name}: validation predictions")
+    logits, labels, _ = predict_logits(model, batches, precision)
     return labels.numpy(), logits.argmax(-1).numpy(), list(state["classes"])
 
 

@@ -12,6 +12,7 @@ import sys
 
 from . import __version__
 from .commands import COMMANDS
+from .errors import FastleafError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,12 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         return 130
-    except Exception as err:
-        # imported only on failure: the error types pull in torch, which quick commands
-        # (configs, --help) never need
-        from .errors import USER_ERRORS
-
-        if not isinstance(err, USER_ERRORS) or os.environ.get("FASTLEAF_DEBUG"):
+    except FastleafError as err:
+        # only the user's input ends in one line; any other exception is a bug and keeps its
+        # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
+        if os.environ.get("FASTLEAF_DEBUG"):
             raise
         from rich.markup import escape
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
+from .errors import FastleafError, MissingFileError
 
 from .errors import FastleafError
 
@@ -93,6 +94,10 @@ class ConfigError(FastleafError, ValueError):
     """An option of the wrong type or range, or a broken config file."""
 
 
+class ConfigError(FastleafError, ValueError):
+    """An option of the wrong type or range, or a broken config file."""
+
+
 KEYS = {f.name for f in fields(TrainConfig)}
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 # the smallest sensible value of each numeric option (a larger one is the user's choice)
@@ -170,7 +175,7 @@ def check_keys(values: dict, source: str) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise MissingFileError(f"config file not found: {path}")
     return parse_yaml(path.read_text(), str(path))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+from .errors import MissingFileError
 
 if TYPE_CHECKING:   # importlib.resources.abc is Python 3.11+
     from importlib.resources.abc import Traversable
@@ -43,7 +44,7 @@ def recipe_file(name: str) -> Traversable:
     """The built-in recipe ``name`` (``cnn`` or ``cnn.yaml``); a clear error for any other name."""
     stem = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
     if stem not in recipe_names():
-        raise FileNotFoundError(f"no built-in recipe {name!r}; built-in recipes: "
+        raise MissingFileError(f"no built-in recipe {name!r}; built-in recipes: "
                                 f"{', '.join(recipe_names())} (fastleaf configs lists them)")
     return recipe_dir() / f"{stem}{SUFFIX}"
 
@@ -85,7 +86,7 @@ def locate_config(source: str | Path) -> tuple[Traversable | Path, str | None]:
         return path, None
     stem = path.name[:-len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
     if stem not in recipe_names():
-        raise FileNotFoundError(f"--config {source}: no such file and no built-in recipe of that "
+        raise MissingFileError(f"--config {source}: no such file and no built-in recipe of that "
                                 f"name; built-in recipes: {', '.join(recipe_names())}")
     note = None
     if str(source) not in (stem, stem + SUFFIX):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from fastleaf.cli import build_parser
+from fastleaf.cli import build_parser, main
 from fastleaf.commands import COMMANDS
 
 
@@ -36,3 +36,32 @@ def test_the_top_level_help_lists_every_command(capsys):
     for name in ("train", "tta-predict", "evaluate", "check-data", "bench", "report", "viz",
                  "synth", "demo", "data-summary", "configs", "doctor"):
         assert re.search(rf"^ +{name}\b", out, re.M), name
+
+
+def test_a_user_error_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["train", "--config", str(tmp_path / "nope.yaml"), "--print-config"])
+    assert code == 2
+    err = capsys.readouterr().out.strip()
+    assert err.startswith("error:") and "nope.yaml" in err and "\n" not in err
+
+
+def test_an_internal_bug_keeps_its_traceback(monkeypatch):
+    # a ValueError that is not a FastleafError is a bug: it must propagate, not become one line
+    from fastleaf.commands import configs
+
+    def broken(args):
+        raise ValueError("internal bug")
+
+    monkeypatch.setattr(configs, "run", broken)
+    with pytest.raises(ValueError, match="internal bug"):
+        main(["configs"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda_is_a_user_error(capsys):
+    from fastleaf.utils.device import resolve_device
+
+    from fastleaf.errors import FastleafError
+
+    with pytest.raises(FastleafError, match="--device cpu"):
+        resolve_device("cuda")

@@ -79,16 +79,24 @@ def test_layout_and_dtype_are_kept():
         assert mixed.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_train_one_epoch_with_mixer():
+def test_train_one_epoch_trains_on_the_mixed_batches():
     from fastleaf.train.loop import train_one_epoch
     from fastleaf.train.precision import create_precision
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
     loader = [(torch.randn(5, 3, 8, 8), torch.randint(0, 3, (5,))) for _ in range(3)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    mixer = create_mixer(1.0, 0.2, 1.0, num_classes=3, seed=0)
-    stats = train_one_epoch(model, loader, optimizer, create_precision(False, torch.device("cpu"),
-                                                                       "auto"),
-                            nn.CrossEntropyLoss(), mixer=mixer)
-    assert stats.images == 15 and torch.isfinite(torch.tensor(stats.loss))
+    precision = create_precision(False, torch.device("cpu"), "auto")
+
+    def epoch(mixer):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        stats = train_one_epoch(model, loader, optimizer, precision, nn.CrossEntropyLoss(),
+                                mixer=mixer)
+        return stats, model[1].weight.detach().clone()
+
+    plain, plain_weights = epoch(None)
+    mixed, mixed_weights = epoch(create_mixer(1.0, 0.2, 1.0, num_classes=3, seed=0))
+    assert mixed.images == 15 and torch.isfinite(torch.tensor(mixed.loss))
+    # a loop that ignored the mixer would reproduce the plain epoch exactly
+    assert mixed.loss != pytest.approx(plain.loss, rel=1e-4)
+    assert not torch.allclose(mixed_weights, plain_weights)

@@ -100,6 +100,23 @@ def test_ensemble_of_identical_checkpoints_equals_one(run_dir):
     assert torch.equal(p1.labels, torch.from_numpy(samples.labels))
 
 
+def test_weighted_ensemble_of_different_members_is_their_weighted_mean(run_dir, tmp_path):
+    state = load_checkpoint(run_dir / "best.pt")
+    generator = torch.Generator().manual_seed(1)
+    other = {**state, "model": {k: v + 0.05 * torch.randn(v.shape, generator=generator)
+                                if v.is_floating_point() else v
+                                for k, v in state["model"].items()}}
+    save_checkpoint(tmp_path / "other.pt", other)
+    a, b = load_members([run_dir]), load_members([tmp_path / "other.pt"])
+    samples = run_val_samples(split_key(a[0], None), a[0].classes)
+    pa = ensemble_probs(a, samples, FAST)["none"].probs
+    pb = ensemble_probs(b, samples, FAST)["none"].probs
+    assert not torch.allclose(pa, pb, atol=1e-3)          # the members really differ
+    both = load_members([run_dir, tmp_path / "other.pt"], weights="1,3")
+    mixed = ensemble_probs(both, samples, FAST)["none"].probs
+    assert torch.allclose(mixed, 0.25 * pa + 0.75 * pb, atol=1e-5)
+
+
 def test_evaluate_without_tta_reproduces_training(run_dir):
     best = load_checkpoint(run_dir)["metrics"]
     settings = PredictSettings(batch_size=None, amp=None, amp_dtype=None, channels_last=None,

@@ -38,7 +38,8 @@ def test_a_photo_gets_the_probabilities_its_test_row_gets(tiny_data, run_dir):
     assert top[0][0] == result.classes[int(expected[2].argmax())]
 
 
-@pytest.mark.parametrize("mode, size", [("L", (300, 200)), ("RGBA", (64, 80)), ("CMYK", (130, 130))])
+@pytest.mark.parametrize("mode, size", [("L", (300, 200)), ("RGBA", (64, 80)),
+                                        ("CMYK", (130, 130))])
 def test_any_size_or_mode_of_photo(run_dir, tmp_path, mode, size):
     path = tmp_path / ("leaf.png" if mode != "CMYK" else "leaf.jpg")
     pixels = np.random.default_rng(0).integers(0, 255, (*size[::-1], len(mode)), dtype=np.uint8)

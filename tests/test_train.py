@@ -5,6 +5,7 @@ import torch
 
 from fastleaf.cli import main
 from fastleaf.config import resolve_config
+from fastleaf.errors import FastleafError
 from fastleaf.models import create_model
 from fastleaf.train.checkpoint import load_checkpoint
 from fastleaf.train.loop import train_one_epoch
@@ -126,7 +127,7 @@ def test_bad_rows_stop_training_or_are_skipped(tiny_data, tmp_path):
     lines = (data / "train.csv").read_text().splitlines()
     broken = lines[5].split(",")[0]
     (data / broken).write_bytes((data / broken).read_bytes()[:300])     # truncated JPEG
-    with pytest.raises(Exception, match=r"train\.csv(:| line )6"):
+    with pytest.raises(FastleafError, match=r"train\.csv(:| line )6"):
         fit(quick_config(data, tmp_path / "stop"))
     assert not (tmp_path / "stop" / "best.pt").exists()
     result = fit(quick_config(data, tmp_path / "skip", skip_bad=True))

@@ -24,6 +24,7 @@ import torch.nn as nn
 from ..config import TrainConfig
 from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
+from ..errors import UsageError
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
 from ..utils.console import console, tracked
 from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
@@ -190,7 +191,7 @@ def mode_runner(model: nn.Module, mode: str, precision: Precision):
     if mode == "infer":
         return lambda steps: predict_logits(model, steps, precision)
     if mode != "train":
-        raise ValueError(f"unknown bench mode {mode!r}: train, infer or load")
+        raise UsageError(f"unknown bench mode {mode!r}: train, infer or load")
     # forward + backward + optimizer step, exactly the training loop's step
     optimizer = create_optimizer(model, "adam", 3e-4)
     loss_fn = nn.CrossEntropyLoss()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 NAME = "bench"
 HELP = "measure training/inference images/sec across models, loaders and speed flags"
 
@@ -67,7 +69,7 @@ def settings_from_args(args: argparse.Namespace):
                        base.channels_last if args.channels_last is None else args.channels_last,
                        base.compile if args.compile is None else args.compile),)
     if min(args.steps, args.repeats, args.batch_size) < 1 or args.warmup < 0:
-        raise ValueError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
+        raise UsageError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
     return BenchSettings(models=split(args.models), modes=split(args.modes),
                          loaders=split(args.loaders), flags=flags, data=args.data,
                          min_images=args.min_images, img_size=args.img_size,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import MissingFileError
 from .flags import add_deprecated
 
 NAME = "check-data"
@@ -45,7 +46,7 @@ def load_class_file(path: str | Path) -> list[str]:
 
         return list(load_checkpoint(path)["classes"])
     if not path.is_file():
-        raise FileNotFoundError(f"class list not found: {path}")
+        raise MissingFileError(f"class list not found: {path}")
     if path.suffix == ".json":
         from ..data.table import load_classes
 

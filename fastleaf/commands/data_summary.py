@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 NAME = "data-summary"
 HELP = "count rows, classes and per-class images; check image sizes, modes and duplicates"
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.summary import summarize_data
 
     if args.sample is not None and args.sample < 1:
-        raise ValueError(f"--sample must be at least 1, got {args.sample}")
+        raise UsageError(f"--sample must be at least 1, got {args.sample}")
     print_data_summary(summarize_data(args.data, sample=args.sample, seed=args.seed,
                                       top=args.top))
     return 0

@@ -41,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{len(result.files)} photos in {result.output.seconds:.1f} s "
                       f"({result.output.img_per_s:.1f} img/s): {escape(str(path))}")
         return 0
-    member = result.members[0]
+    ensemble = f", {len(result.members)} checkpoints" if len(result.members) > 1 else ""
     table = Table(title=escape(Path(args.target).name),
-                  caption=f"{member.state['model_name']}, tta {args.tta}"
-                          + (f", {len(result.members)} checkpoints" if len(result.members) > 1 else ""))
+                  caption=f"{result.members[0].state['model_name']}, tta {args.tta}{ensemble}")
     table.add_column("#", justify="right")
     table.add_column("species")
     table.add_column("probability", justify="right")

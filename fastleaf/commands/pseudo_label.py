@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 NAME = "pseudo-label"
 HELP = ("write a data folder whose train.csv adds test rows predicted with confidence "
         ">= --threshold (marked source=pseudo; images referenced, not copied)")
@@ -31,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.console import console
     from .tta_predict import settings_from_args
 
-    if args.weights:
-        raise ValueError("--weights: pseudo-label weighs --checkpoint runs equally; "
+    if args.member_weights:
+        raise UsageError("--member-weights: pseudo-label weighs --checkpoint runs equally; "
                          "use fastleaf blend for weights")
     result = pseudo_label(args.data, args.out, checkpoints=args.checkpoint or [],
                           blend=args.blend, threshold=args.threshold,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 NAME = "report"
 HELP = "compare run folders: curves, table, confusions, class counts (PNGs + report.html/.md)"
 
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.report import build_report
 
     if args.worst < 1 or args.pairs < 1:
-        raise ValueError("--worst and --pairs must be at least 1")
+        raise UsageError("--worst and --pairs must be at least 1")
     written = build_report(args.runs, args.out, confusion=args.confusion,
                            confusion_all=args.confusion_all, top_pairs=args.pairs,
                            worst=args.worst, device=args.device, workers=args.workers)

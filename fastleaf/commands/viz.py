@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 NAME = "viz"
 HELP = "draw a checkpoint's filters or one image's feature maps / attention as PNGs"
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         from ..viz.feature_maps import write_feature_maps
 
         if args.max_channels < 1:
-            raise ValueError(f"--max-channels must be at least 1, got {args.max_channels}")
+            raise UsageError(f"--max-channels must be at least 1, got {args.max_channels}")
         paths = write_feature_maps(args.checkpoint, args.image, args.out, args.layers,
                                    args.max_channels)
     for path in paths:

@@ -10,7 +10,8 @@ flip, rotate, brightness/contrast, shift-scale-rotate and a random resized crop.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from ..errors import UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -77,7 +78,7 @@ class AugmentSpec:
         if strength == "light":
             return cls(size=size, train=True, hflip=0.5, vflip=0.5)
         if strength != "kaggle":
-            raise ValueError(f"unknown augmentation strength {strength!r}: kaggle, light or none")
+            raise UsageError(f"unknown augmentation strength {strength!r}: kaggle, light or none")
         return cls(size=size, train=True, hflip=0.5, vflip=0.5, rotate_deg=20.0,
                    brightness=0.2, contrast=0.2, shift=0.0625, scale=0.1,
                    crop_scale=(0.6, 1.0))
@@ -104,9 +105,6 @@ class AugmentSpec:
                      brightness=(1 - self.brightness, 1 + self.brightness),
                      contrast=(1 - self.contrast, 1 + self.contrast),
                      crop_scale=self.crop_scale, crop_ratio=self.crop_ratio)
-
-    def with_size(self, size: int) -> "AugmentSpec":
-        return replace(self, size=size)
 
     def to_dict(self) -> dict:
         return asdict(self)

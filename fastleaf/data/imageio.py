@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
+from ..errors import FastleafError
 
 from ..errors import FastleafError
 

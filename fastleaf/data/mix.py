@@ -16,6 +16,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..errors import UsageError
 
 
 def soft_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
@@ -94,11 +95,11 @@ def create_mixer(cutmix_alpha: float, mixup_alpha: float, prob: float, num_class
         seed: seeds lambda and box draws.
     """
     if cutmix_alpha < 0 or mixup_alpha < 0:
-        raise ValueError(f"cutmix/mixup alphas must be >= 0, got {cutmix_alpha}, {mixup_alpha}")
+        raise UsageError(f"cutmix/mixup alphas must be >= 0, got {cutmix_alpha}, {mixup_alpha}")
     if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"mix probability must be in [0, 1], got {prob}")
+        raise UsageError(f"mix probability must be in [0, 1], got {prob}")
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+        raise UsageError(f"label smoothing must be in [0, 1), got {label_smoothing}")
     if cutmix_alpha == 0 and mixup_alpha == 0:
         return None
     return Mixer(cutmix_alpha, mixup_alpha, prob, num_classes, label_smoothing, seed)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from ..errors import OutputExistsError, UsageError
 
 # Real Leafsnap / Classify Leaves species, so the synthetic labels look like the real ones.
 _SPECIES = {
@@ -169,11 +170,11 @@ def _draw_leaf(cls: int, size: int, rng: np.random.Generator, quality: int) -> b
 def _check_target(out: Path) -> None:
     """Refuse to mix synthetic files into someone's folder; a previous synth output is fine."""
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+        raise OutputExistsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         readme = out / "README.md"
         if not (readme.is_file() and _MARKER in readme.read_text(errors="replace")):
-            raise FileExistsError(f"{out}: folder is not empty and is not a previous "
+            raise OutputExistsError(f"{out}: folder is not empty and is not a previous "
                                   f"`fastleaf synth` output; choose an empty or new folder")
 
 
@@ -185,9 +186,9 @@ def make_synthetic(out_dir, *, num_classes: int = 10, train_per_class: int = 20,
     Images ``0 .. N-1`` are train (labels shuffled, as in Kaggle), ``N ..`` test.  The same
     arguments give byte-identical files: image ``i`` draws from ``Generator([seed, 0, i])``."""
     if not 2 <= num_classes <= len(CLASS_NAMES):
-        raise ValueError(f"num_classes must be 2..{len(CLASS_NAMES)}, got {num_classes}")
+        raise UsageError(f"num_classes must be 2..{len(CLASS_NAMES)}, got {num_classes}")
     if train_per_class < 1 or test_per_class < 0 or size < 16 or seed < 0:
-        raise ValueError("need train_per_class >= 1, test_per_class >= 0, size >= 16, seed >= 0")
+        raise UsageError("need train_per_class >= 1, test_per_class >= 0, size >= 16, seed >= 0")
     out = Path(out_dir)
     _check_target(out)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ..errors import FastleafError
+from ..errors import FastleafError, UsageError
 
 UNLABELLED = -1
 PSEUDO = "pseudo"        # train.csv ``source`` of pseudo-labelled rows: they never validate
@@ -195,7 +195,7 @@ def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[
 def split_indices(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified split; every class keeps at least one training image."""
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise UsageError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
     train, val = [], []
     for label in np.unique(labels):
@@ -215,7 +215,7 @@ def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int,
     no near-copies keeps the folds it always had.
     """
     if folds < 2 or not 0 <= fold < folds:
-        raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+        raise UsageError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
     if groups is not None and len(np.unique(groups)) < len(groups):
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         train, val = list(splitter.split(np.zeros(len(labels)), labels, groups))[fold]

@@ -10,6 +10,7 @@ import torch
 
 from ..data.augment import AugmentSpec
 from ..data.table import Samples
+from ..errors import UsageError
 from .base import Loader, LoaderOptions, Shard
 
 # backend name -> "module:Class"; every class takes (samples, spec, options)
@@ -41,7 +42,7 @@ def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tupl
         return "dali", "asked for" + ("" if cuda else "; CPU-only pipeline, no CUDA device")
     if name != "auto":
         if name not in BACKENDS:
-            raise ValueError(f"unknown loader {name!r}; choose from auto, {', '.join(BACKENDS)}")
+            raise UsageError(f"unknown loader {name!r}; choose from auto, {', '.join(BACKENDS)}")
         return name, "asked for"
     if not cuda:
         return cpu_auto(images, size)

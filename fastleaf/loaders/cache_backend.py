@@ -28,6 +28,7 @@ from ..data.augment import AugmentSpec
 from ..data.batch_augment import BatchAugment, normalise
 from ..data.imageio import ImageDecodeError, load_image
 from ..data.table import Samples
+from ..errors import UsageError
 from ..utils.console import console, tracked
 from .base import Loader, LoaderOptions, norm_tensors, shard_range
 from .pinned import gather_batches
@@ -269,7 +270,7 @@ def gpu_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Lo
     """``cache-gpu``: the decoded set on the GPU; ``cache-ram`` when it does not fit there."""
     device = options.device
     if device.type != "cuda":
-        raise ValueError(f"the cache-gpu loader needs a CUDA device (this run is on {device}); "
+        raise UsageError(f"the cache-gpu loader needs a CUDA device (this run is on {device}); "
                          f"use --loader cache-ram instead")
     need = cache_bytes(len(unique_files(samples)[0]), spec.size)
     free = available_gpu_bytes(device)

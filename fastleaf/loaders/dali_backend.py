@@ -23,6 +23,7 @@ import torch
 from ..data.augment import AugmentSpec
 from ..data.imageio import ImageDecodeError, decode_rgb
 from ..data.table import Samples
+from ..errors import FastleafError
 from .base import Loader, LoaderOptions, shard_range
 
 FALLBACK = "use --loader torchvision (or --loader auto) instead"
@@ -39,7 +40,7 @@ NOT_A_FILE = ("out of memory", "allocat", "cudaerror", "cuda error", "driver", "
               "construct", "nvml", "device_id")
 
 
-class DaliUnavailable(ValueError):
+class DaliUnavailable(FastleafError, ValueError):
     """DALI cannot run here; the message says how to fall back."""
 
 

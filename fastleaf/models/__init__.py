@@ -1,5 +1,5 @@
 from . import builtin  # noqa: F401  (registers cnn, vgg16, resnet18, deit_tiny)
-from .registry import create_model, is_builtin, list_models, register_model
+from .registry import create_model, list_models, register_model
 from .weights import load_weights
 
-__all__ = ["create_model", "is_builtin", "list_models", "load_weights", "register_model"]
+__all__ = ["create_model", "list_models", "load_weights", "register_model"]

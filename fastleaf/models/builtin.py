@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ..errors import UsageError
 from .paper_cnn import PaperCNN
 from .registry import register_model, timm_model
 
@@ -10,7 +11,7 @@ from .registry import register_model, timm_model
 @register_model
 def cnn(num_classes: int, pretrained: bool = False, **_) -> nn.Module:
     if pretrained:
-        raise ValueError("the paper CNN has no pretrained weights; use --weights FILE")
+        raise UsageError("the paper CNN has no pretrained weights; use --weights FILE")
     return PaperCNN(num_classes)
 
 

@@ -22,10 +22,12 @@ import re
 
 import torch
 
+from ..errors import FastleafError
+
 LAYOUTS = ("efficientnet-pytorch", "torchvision-resnet", "torchvision-vgg", "fastleaf", "timm")
 
 
-class ConversionError(ValueError):
+class ConversionError(FastleafError, ValueError):
     pass
 
 

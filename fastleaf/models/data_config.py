@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSpec
+from ..errors import UsageError
 
 DEFAULT_SIZE = 224
 
@@ -60,9 +61,9 @@ def resolve_data_config(cfg):
 def _triple(values, key: str) -> tuple[float, float, float]:
     values = tuple(float(v) for v in values)
     if len(values) != 3:
-        raise ValueError(f"{key} needs 3 values (R, G, B), got {len(values)}")
+        raise UsageError(f"{key} needs 3 values (R, G, B), got {len(values)}")
     if key == "std" and any(v <= 0 for v in values):
-        raise ValueError(f"std values must be > 0, got {values}")
+        raise UsageError(f"std values must be > 0, got {values}")
     return values
 
 

@@ -14,6 +14,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from ..errors import FastleafError
+
 HUB_HOST = "huggingface.co"
 HUB_TIMEOUT_S = 1.5      # an offline machine must fall through in about a second, not minutes
 
@@ -37,7 +39,7 @@ WEIGHT_PACKAGES = {
 BUILTIN_ARCH = {"vgg16": "vgg16", "resnet18": "resnet18", "deit_tiny": "deit_tiny_patch16_224"}
 
 
-class PretrainedUnavailable(ValueError):
+class PretrainedUnavailable(FastleafError, ValueError):
     """The user's setup lacks the weights (a ValueError: the CLI prints it in one line)."""
 
 

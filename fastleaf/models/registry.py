@@ -10,6 +10,7 @@ import warnings
 from typing import Callable
 
 import torch.nn as nn
+from ..errors import FastleafError, UsageError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -24,10 +25,6 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
-
-
-def is_builtin(name: str) -> bool:
-    return name in _MODELS
 
 
 def create_model(name: str, num_classes: int, *, pretrained: bool = False,
@@ -52,7 +49,7 @@ def timm_model(name: str, num_classes: int, pretrained: bool = False, **kwargs) 
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}   # unset options: timm's default
     if not timm.list_models(name) and name not in timm.list_models(pretrained=True):
-        raise ValueError(f"unknown model {name!r}: not built in ({', '.join(list_models())}) "
+        raise UsageError(f"unknown model {name!r}: not built in ({', '.join(list_models())}) "
                          f"and not a timm model name")
     if not pretrained:
         return timm.create_model(name, num_classes=num_classes, **kwargs)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from ..errors import MissingFileError, UsageError
 
 from .convert import convert_state, detect_layout
 
@@ -38,7 +39,7 @@ def read_weights(path: str | Path) -> dict:
     """A state dict of tensors, or a whole fastleaf checkpoint (a dict with ``model``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFileError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -46,7 +47,7 @@ def read_weights(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a weights-only state dict ({type(err).__name__}: "
+        raise UsageError(f"{path}: not a weights-only state dict ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -54,7 +55,7 @@ def read_weights(path: str | Path) -> dict:
         else obj
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor)
                                                 for v in tensors.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors")
+        raise UsageError(f"{path}: expected a state dict of tensors")
     return obj
 
 
@@ -96,12 +97,12 @@ def load_state(model: nn.Module, obj: dict, name: str, strict: bool = False) -> 
     layout, usable, unknown, mismatch = convert_for(model, obj)
     if not usable:
         first = list(obj["model"] if layout == "fastleaf" else obj)[:3]
-        raise ValueError(f"{name}: no tensor matches the model's parameters "
+        raise UsageError(f"{name}: no tensor matches the model's parameters "
                          f"({layout} layout; first keys: {first})")
     result = model.load_state_dict(usable, strict=False)
     report = LoadReport(len(usable), mismatch, list(result.missing_keys), unknown, layout)
     if strict and (report.missing or report.skipped_shape or report.unexpected):
-        raise ValueError(f"{name}: does not match the model exactly: {report.summary()}")
+        raise UsageError(f"{name}: does not match the model exactly: {report.summary()}")
     return report
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from ..data.table import Samples
+from ..errors import UsageError
 from ..loaders import LoaderOptions, create_loader, resolve_backend
 from ..models.data_config import DataConfig, data_config_of, eval_spec
 from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
@@ -112,12 +113,12 @@ def parse_weights(text: str | Sequence[float] | None, count: int) -> list[float]
         values = [float(v) for v in text.split(",")] if isinstance(text, str) \
             else [float(v) for v in text]
     except ValueError:
-        raise ValueError(f"--member-weights must be comma-separated numbers, got {text!r}") \
+        raise UsageError(f"--member-weights must be comma-separated numbers, got {text!r}") \
             from None
     if len(values) != count:
-        raise ValueError(f"--member-weights has {len(values)} value(s) for {count} checkpoint(s)")
+        raise UsageError(f"--member-weights has {len(values)} value(s) for {count} checkpoint(s)")
     if any(v < 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"--member-weights must be >= 0 with a positive sum, got {text!r}")
+        raise UsageError(f"--member-weights must be >= 0 with a positive sum, got {text!r}")
     return values
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.table import UNLABELLED, DataError, Samples
+from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
 
@@ -95,7 +96,7 @@ def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top
         settings: TTA, device, precision, batch size, loader.
     """
     if top < 1:
-        raise ValueError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"--top must be at least 1, got {top}")
     settings = settings or PredictSettings()
     members = load_members(checkpoints, weights)
     files = find_photos(target)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ..data.table import DataError, Layout, Samples, load_table, read_csv, samples_from_frame
 from ..data.table import encode_labels
+from ..errors import UsageError
 from ..train.metrics import METRIC_NAMES, classification_metrics
 from ..utils.console import console
 from .ensemble import Member, PredictSettings, ensemble_probs, load_members
@@ -116,7 +117,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips
                   for s, group in ((run_val_samples(k, classes), g) for k, g in by_key.items())]
         rows = np.concatenate([s.rows for s, _ in groups])
         if len(np.unique(rows)) != len(rows):
-            raise ValueError("these checkpoints validate on different, overlapping splits; "
+            raise UsageError("these checkpoints validate on different, overlapping splits; "
                              "score them together on one labelled --csv instead")
         source = (f"validation split ({len(rows)} rows)" if len(groups) == 1 else
                   f"out-of-fold predictions of {len(groups)} folds ({len(rows)} rows)")

@@ -15,12 +15,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import FastleafError, UsageError
 from ..utils.atomic import atomic_path
 
 HEADER = ("image", "label")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(FastleafError, ValueError):
     """The submission would not be valid; the message names the file and the row."""
 
 
@@ -72,7 +73,7 @@ def probs_format(path: str | Path) -> str:
     """``.npy`` or ``.csv``: checked before any model runs, so a typo costs no prediction."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".npy", ".csv"):
-        raise ValueError(f"--save-probs {path}: use a .npy or .csv file name")
+        raise UsageError(f"--save-probs {path}: use a .npy or .csv file name")
     return suffix
 
 

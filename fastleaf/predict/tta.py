@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from ..errors import UsageError
 from . import DEFAULT_CROP_FRACTION, TTA_NAMES
 
 Views = Callable[[torch.Tensor], list[torch.Tensor]]
@@ -65,7 +66,7 @@ def five_crop(images: torch.Tensor, fraction: float = DEFAULT_CROP_FRACTION) -> 
     Returns five ``(B, C, H, W)`` batches, the centre crop first.
     """
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"crop fraction must be in (0, 1], got {fraction}")
+        raise UsageError(f"crop fraction must be in (0, 1], got {fraction}")
     height, width = images.shape[-2:]
     crop = [max(1, round(height * fraction)), max(1, round(width * fraction))]
     top_left, top_right, bottom_left, bottom_right, centre = TF.five_crop(images, crop)
@@ -91,9 +92,9 @@ def views(name: str, crop_fraction: float = DEFAULT_CROP_FRACTION) -> Views:
         return lambda images: [dihedral(images, k, m) for k, m in DIHEDRAL]
     if name == "five-crop":
         if not 0.0 < crop_fraction <= 1.0:
-            raise ValueError(f"crop fraction must be in (0, 1], got {crop_fraction}")
+            raise UsageError(f"crop fraction must be in (0, 1], got {crop_fraction}")
         return lambda images: five_crop(images, crop_fraction)
-    raise ValueError(f"unknown TTA {name!r}; choose from {', '.join(TTA_NAMES)}")
+    raise UsageError(f"unknown TTA {name!r}; choose from {', '.join(TTA_NAMES)}")
 
 
 def view_count(name: str) -> int:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ..errors import UsageError
+
 
 def create_ema(model: nn.Module, decay: float):
     """The EMA copy of ``model`` (on the model's device), or a clear error for a bad decay."""
     if not 0.0 < decay < 1.0:
-        raise ValueError(f"--model-ema-decay must be in (0, 1), got {decay}")
+        raise UsageError(f"--model-ema-decay must be in (0, 1), got {decay}")
     from timm.utils import ModelEmaV3
 
     ema = ModelEmaV3(model, decay=decay, use_warmup=True)

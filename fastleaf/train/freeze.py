@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import UsageError
+
 
 def head_module(model: nn.Module) -> nn.Module:
     """The classifier: timm's ``get_classifier()``, else a ``head``/``classifier`` attribute,
@@ -26,7 +28,7 @@ def head_module(model: nn.Module) -> nn.Module:
             return head
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__}: no classifier head found")
+        raise UsageError(f"{type(model).__name__}: no classifier head found")
     return linears[-1]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from rich.table import Table
 
 from ..config import TrainConfig
+from ..errors import UsageError
 from ..utils.console import console
 from .oof import OutOfFold, predict_out_of_fold, write_out_of_fold
 from .records import write_rows
@@ -98,7 +99,7 @@ def fit_folds(cfg: TrainConfig, fit_fn: Callable[[TrainConfig], RunResult] = fit
         the fold runs and the mean/std of their best rows.
     """
     if not cfg.folds or cfg.folds < 2:
-        raise ValueError(f"k-fold training needs folds >= 2, got {cfg.folds}")
+        raise UsageError(f"k-fold training needs folds >= 2, got {cfg.folds}")
     out_dir = kfold_dir(cfg)
     runs: list[RunResult] = []
     for fold in range(cfg.folds):

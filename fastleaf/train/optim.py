@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from ..errors import UsageError
 
 from .freeze import head_parameter_ids
 
@@ -18,7 +19,7 @@ DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.05, "sgd": 0.0}
 def resolve_weight_decay(name: str, weight_decay: float | None) -> float:
     """``None`` means the optimizer's default; an explicit value (0 included) is kept."""
     if name not in DEFAULT_WEIGHT_DECAY:
-        raise ValueError(f"unknown optimizer {name!r}: adam, adamw or sgd")
+        raise UsageError(f"unknown optimizer {name!r}: adam, adamw or sgd")
     return DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else float(weight_decay)
 
 
@@ -52,7 +53,7 @@ def create_optimizer(model: nn.Module, name: str = "adam", lr: float = 3e-4,
     weight_decay = resolve_weight_decay(name, weight_decay)
     groups = param_groups(model, lr, weight_decay, backbone_lr, layer_decay)
     if not groups:
-        raise ValueError("the model has no trainable parameters")
+        raise UsageError("the model has no trainable parameters")
     # CUDA: one fused kernel for the whole step, which also takes GradScaler's inf check on
     # the device (no per-step host sync); the CPU keeps the default implementation
     fused = {"fused": True} if all(p.is_cuda for g in groups for p in g["params"]) else {}
@@ -90,7 +91,7 @@ class Schedule:
         elif name == "none":
             self.impl = None
         else:
-            raise ValueError(f"unknown scheduler {name!r}: plateau, cosine or none")
+            raise UsageError(f"unknown scheduler {name!r}: plateau, cosine or none")
 
     def step_update(self) -> None:
         """Call after every optimizer step."""

@@ -5,6 +5,7 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+from ..errors import UsageError
 
 
 @dataclass
@@ -55,10 +56,10 @@ def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -
         bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
         amp_dtype = "bf16" if bf16_ok else "fp16"
     if amp_dtype not in ("bf16", "fp16"):
-        raise ValueError(f"amp dtype must be auto, bf16 or fp16, got {amp_dtype!r}")
+        raise UsageError(f"amp dtype must be auto, bf16 or fp16, got {amp_dtype!r}")
     dtype = torch.bfloat16 if amp_dtype == "bf16" else torch.float16
     if device.type == "cpu" and dtype == torch.float16:
-        raise ValueError("fp16 autocast is for CUDA; use bf16 on the CPU")
+        raise UsageError("fp16 autocast is for CUDA; use bf16 on the CPU")
     # bf16 keeps fp32's exponent range, so only fp16 needs loss scaling
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return Precision(True, dtype, device.type, scaler)

@@ -20,7 +20,7 @@ from ..config import TrainConfig, save_config
 from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
-from ..errors import FastleafError
+from ..errors import FastleafError, UsageError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..loaders.cpu_split import plan_split
 from ..models import create_model, load_weights
@@ -177,7 +177,7 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                        folds=cfg.folds, drop_rows=checked.drop,
                        group_near_duplicates=cfg.group_near_duplicates)
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
-        raise FastleafError("the validation split is empty: raise --val-fraction or add data")
+        raise UsageError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import UsageError
 from .plots import colorize, minmax, save_image, tile_grid
 
 ALPHA = 0.5               # weight of the heat map in the overlay
@@ -34,7 +35,7 @@ def capture_attention(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Attention probabilities ``(B, heads, N, N)`` of every layer, in execution order."""
     modules = [m for _, m in attention_modules(model)]
     if not modules:
-        raise ValueError(f"{type(model).__name__} has no timm attention modules")
+        raise UsageError(f"{type(model).__name__} has no timm attention modules")
     maps: list[torch.Tensor] = []
     fused = [m.fused_attn for m in modules]
     handles = [m.attn_drop.register_forward_hook(

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..errors import UsageError
 from .attention import attention_modules, write_attention
 from .filters import conv_layers, first_rgb_conv
 from .inputs import load_model, prepare_image
@@ -30,7 +31,7 @@ def check_layers(model: nn.Module, names: list[str]) -> None:
     unknown = [n for n in names if n not in known]
     if unknown:
         some = [n for n in known if n][:12]
-        raise ValueError(f"no layer named {unknown[0]!r}; layers include: {', '.join(some)}, ... "
+        raise UsageError(f"no layer named {unknown[0]!r}; layers include: {', '.join(some)}, ... "
                          f"({len(known) - 1} in all, see model.named_modules())")
 
 

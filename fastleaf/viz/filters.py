@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch.nn as nn
 
+from ..errors import UsageError
 from .inputs import load_model
 from .plots import grey, minmax, save_image, scale_for, tile_grid, upscale
 
@@ -29,7 +30,7 @@ def first_rgb_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     for name, conv in conv_layers(model):
         if conv.in_channels == 3:
             return name, conv
-    raise ValueError(f"{type(model).__name__} has no Conv2d with 3 input channels")
+    raise UsageError(f"{type(model).__name__} has no Conv2d with 3 input channels")
 
 
 def find_conv(model: nn.Module, name: str) -> nn.Conv2d:
@@ -37,7 +38,7 @@ def find_conv(model: nn.Module, name: str) -> nn.Conv2d:
     convs = dict(conv_layers(model))
     if name not in convs:
         listed = ", ".join(list(convs)[:8]) + (" ..." if len(convs) > 8 else "")
-        raise ValueError(f"no convolution named {name!r}; convolutions: {listed}")
+        raise UsageError(f"no convolution named {name!r}; convolutions: {listed}")
     return convs[name]
 
 
@@ -55,7 +56,7 @@ def kernel_tiles(weight: np.ndarray, channel: int, min_px: int = TILE_PX) -> np.
     One scale for the whole filter, so a strong kernel looks strong next to a weak one.
     """
     if not 0 <= channel < weight.shape[0]:
-        raise ValueError(f"filter {channel} out of range: the layer has {weight.shape[0]} filters")
+        raise UsageError(f"filter {channel} out of range: the layer has {weight.shape[0]} filters")
     kernels = minmax(weight[channel])                                 # (I, k, k)
     return upscale(grey(kernels), scale_for(max(weight.shape[2:]), min_px))
 

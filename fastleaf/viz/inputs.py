@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..data.imageio import load_image
+from ..errors import MissingFileError
 from ..loaders.base import norm_tensors
 from ..models.data_config import DataConfig, data_config_of
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -36,7 +37,7 @@ def prepare_image(path: str | Path, size: int,
     """(uint8 (3, S, S) for display, normalised float (1, 3, S, S) for the model);
     ``data``: the checkpoint's normalisation (ImageNet's when not given)."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+        raise MissingFileError(f"image not found: {path}")
     image = load_image(Path(path), size)
     data = data or DataConfig()
     # the same normalisation the loaders apply on the device

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import MissingFileError, UsageError
 from ..train.records import EPOCH_COLUMNS, read_rows
 
 # the paper's Table 3, plus how the speed was reached
@@ -40,10 +41,10 @@ def parse_rows(path: Path) -> list[dict]:
     """metrics.csv rows with numeric columns parsed; bad cells are named by file and row."""
     rows = read_rows(path)
     if not rows:
-        raise ValueError(f"{path}: no epochs recorded")
+        raise UsageError(f"{path}: no epochs recorded")
     missing = [c for c in ("epoch", "sum") if c not in rows[0]]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(rows[0])}")
+        raise UsageError(f"{path}: missing column(s) {missing}; found {list(rows[0])}")
     parsed = []
     for line, row in enumerate(rows, 2):
         out = {}
@@ -53,7 +54,7 @@ def parse_rows(path: Path) -> list[dict]:
             try:
                 out[key] = int(value) if key == "epoch" else float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{path} row {line}: {key}={value!r} is not a number") from None
+                raise UsageError(f"{path} row {line}: {key}={value!r} is not a number") from None
         parsed.append(out)
     return parsed
 
@@ -62,13 +63,13 @@ def read_run(path: str | Path) -> Run:
     """Load one run folder; missing files are named in the error."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"run folder not found: {path}")
+        raise MissingFileError(f"run folder not found: {path}")
     for name in ("metrics.csv", "config.yaml"):
         if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name}: missing (is {path} a fastleaf run folder?)")
+            raise MissingFileError(f"{path / name}: missing (is {path} a fastleaf run folder?)")
     config = yaml.safe_load((path / "config.yaml").read_text()) or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{path / 'config.yaml'}: expected a mapping of option: value")
+        raise UsageError(f"{path / 'config.yaml'}: expected a mapping of option: value")
     classes_file = path / "classes.json"
     classes = json.loads(classes_file.read_text()) if classes_file.is_file() else []
     return Run(path, path.name, config, classes, parse_rows(path / "metrics.csv"))
@@ -78,7 +79,7 @@ def read_runs(paths) -> list[Run]:
     """Several runs; folders that share a name are told apart by their parent folder."""
     runs = [read_run(p) for p in paths]
     if not runs:
-        raise ValueError("no run folders given")
+        raise UsageError("no run folders given")
     names = [r.name for r in runs]
     for run in runs:
         if names.count(run.name) > 1:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
+
 from .errors import FastleafError, MissingFileError
 
 from .errors import FastleafError

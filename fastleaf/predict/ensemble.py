@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from ..config import TrainConfig
 from ..data.table import Samples
 from ..errors import UsageError
 from ..loaders import LoaderOptions, create_loader, resolve_backend
@@ -40,6 +41,11 @@ class Member:
     @property
     def config(self) -> dict:
         return self.state.get("config", {})
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The run's configuration, every option the checkpoint does not record at its default."""
+        return TrainConfig.from_dict(self.config, str(self.path))
 
     @property
     def classes(self) -> list[str]:
@@ -184,23 +190,21 @@ def predict_probs(model, loader, precision, tta: str = "none",
     return log_mean.exp(), labels, rate
 
 
-def _pick(value, config: dict, key: str, fallback):
-    return config.get(key, fallback) if value is None else value
+def _pick(value, trained):
+    return trained if value is None else value
 
 
 def prepare_member(member: Member, settings: PredictSettings, device: torch.device):
     """(model on ``device`` in eval mode, precision, channels_last, batch size) for one member."""
-    config = member.config
-    channels_last = bool(_pick(settings.channels_last, config, "channels_last", False))
-    amp = amp_is_fast(device) if settings.amp == "auto" \
-        else bool(_pick(settings.amp, config, "amp", False))
-    amp_dtype = _pick(settings.amp_dtype, config, "amp_dtype", "auto")
-    precision = create_precision(amp, device, amp_dtype)
+    trained = member.train_config
+    channels_last = bool(_pick(settings.channels_last, trained.channels_last))
+    amp = amp_is_fast(device) if settings.amp == "auto" else bool(_pick(settings.amp, trained.amp))
+    precision = create_precision(amp, device, _pick(settings.amp_dtype, trained.amp_dtype))
     model = model_from_checkpoint(member.state).to(device)
     if channels_last:
         # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
         model.to(memory_format=torch.channels_last)
-    batch_size = int(_pick(settings.batch_size, config, "batch_size", 256))
+    batch_size = int(_pick(settings.batch_size, trained.batch_size))
     return model, precision, channels_last, batch_size
 
 

@@ -50,14 +50,13 @@ def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[st
 
 def split_key(member: Member, data_dir) -> tuple:
     """What decides a run's validation rows; equal keys -> identical splits."""
-    c = member.config
-    folds = c.get("folds")
-    data = str(data_dir if data_dir is not None else c.get("data"))
-    if folds:
+    c = member.train_config
+    data = str(data_dir if data_dir is not None else c.data)
+    if c.folds:
         # runs saved before near-duplicate grouping existed were split without it
-        grouped = bool(c.get("group_near_duplicates", False))
-        return (data, None, int(c.get("seed", 0)), int(c.get("fold") or 0), int(folds), grouped)
-    return (data, float(c.get("val_fraction", 0.2)), int(c.get("seed", 0)), None, None, False)
+        grouped = "group_near_duplicates" in member.config and bool(c.group_near_duplicates)
+        return (data, None, c.seed, c.fold or 0, c.folds, grouped)
+    return (data, c.val_fraction, c.seed, None, None, False)
 
 
 def run_val_samples(key: tuple, classes: list[str]) -> Samples:

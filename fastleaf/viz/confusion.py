@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix
 
+from ..config import TrainConfig
 from ..data.table import Table, load_table
 from ..loaders import LoaderOptions, create_loader
 from ..models.data_config import data_config_of, eval_spec
@@ -22,29 +23,27 @@ from .runs import Run
 
 def run_table(run: Run, classes: list[str] | None = None) -> Table:
     """The run's data table with its own split (and class list, when given)."""
-    cfg = run.config
-    return load_table(cfg.get("data"), val_fraction=cfg.get("val_fraction", 0.2),
-                      seed=cfg.get("seed", 0), fold=cfg.get("fold"), folds=cfg.get("folds"),
-                      classes=classes or run.classes or None)
+    cfg = TrainConfig.from_dict(run.config, str(run.path / "config.yaml"))
+    return load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
+                      folds=cfg.folds, classes=classes or run.classes or None)
 
 
 def validation_predictions(run: Run, device: str = "auto",
                            workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(true ids, predicted ids, class names) of ``run``'s best.pt over its validation split."""
     state = load_checkpoint(run.path / "best.pt")
-    cfg = run.config
+    cfg = TrainConfig.from_dict(state["config"], str(run.path / "best.pt"))
     table = run_table(run, list(state["classes"]))
     dev = resolve_device(device)
     model = model_from_checkpoint(state).to(dev)
-    if cfg.get("channels_last"):
+    if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    options = LoaderOptions(batch_size=int(cfg.get("batch_size", 50)), device=dev,
-                            channels_last=bool(cfg.get("channels_last")), workers=workers,
-                            seed=int(cfg.get("seed", 0)))
-    loader = create_loader(table.val, eval_spec(data_config_of(cfg)),
-                           options, "torchvision")
+    options = LoaderOptions(batch_size=cfg.batch_size, device=dev,
+                            channels_last=bool(cfg.channels_last), workers=workers, seed=cfg.seed)
+    loader = create_loader(table.val, eval_spec(data_config_of(cfg.to_dict())), options,
+                           "torchvision")
     # the run's own precision, so the predictions are the ones its metrics came from
-    precision = create_precision(bool(cfg.get("amp")), dev, cfg.get("amp_dtype", "auto"))
+    precision = create_precision(bool(cfg.amp), dev, cfg.amp_dtype)
     batches = tracked(loader, f"{run.path.name}: validation predictions")
     logits, labels, _ = predict_logits(model, batches, precision)
     return labels.numpy(), logits.argmax(-1).numpy(), list(state["classes"])

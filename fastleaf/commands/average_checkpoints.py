@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import MissingFileError, UsageError
+
 NAME = "average-checkpoints"
 HELP = "average the weights of a run's K best epochs (train --keep-top K) into one checkpoint"
 
@@ -31,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         runs = [ledger.parent for ledger in sorted(root.glob(f"fold*/{LEDGER}"))]
     if not runs:
-        raise FileNotFoundError(f"{root}: no {LEDGER}; train with --keep-top {args.top} first")
+        raise MissingFileError(f"{root}: no {LEDGER}; train with --keep-top {args.top} first")
     if args.out and len(runs) > 1:
-        raise ValueError("--out names one file; a k-fold folder writes one average per fold")
+        raise UsageError("--out names one file; a k-fold folder writes one average per fold")
     for run_dir in runs:
         path = average_checkpoints(run_dir, args.top, args.out)
         epochs = [e["epoch"] for e in read_top(run_dir)[:args.top]]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..errors import OutputExistsError, UsageError
 from ..utils.atomic import atomic_path, write_text_atomic
 from .table import POINTER, PSEUDO, DataError, read_csv, resolve_layout
 
@@ -68,9 +69,9 @@ def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:
     layout = resolve_layout(data_dir)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(data_dir or ".").resolve():
-        raise ValueError(f"--out {out_dir} is the data folder itself; choose a new folder")
+        raise UsageError(f"--out {out_dir} is the data folder itself; choose a new folder")
     if (out_dir / "train.csv").exists():
-        raise FileExistsError(f"{out_dir / 'train.csv'} exists; choose a new --out folder")
+        raise OutputExistsError(f"{out_dir / 'train.csv'} exists; choose a new --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "test.csv") as tmp:
         shutil.copyfile(layout.test_csv, tmp)
@@ -102,7 +103,7 @@ def pseudo_label(data_dir, out_dir, *, checkpoints=(), blend=None, threshold: fl
     from ..predict.runner import read_test_samples
 
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
+        raise UsageError(f"--threshold must be in [0, 1], got {threshold}")
     settings = settings or PredictSettings()
     layout = resolve_layout(data_dir)
     train = read_csv(layout.train_csv, ("image", "label"))
@@ -115,7 +116,7 @@ def pseudo_label(data_dir, out_dir, *, checkpoints=(), blend=None, threshold: fl
         members = load_members(checkpoints)
         output = ensemble_probs(members, samples, settings)[settings.tta]
     else:
-        raise ValueError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
+        raise UsageError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
     classes = members[0].classes
     unknown = sorted(set(train["label"]) - set(classes))
     if unknown:

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.table import DataError
+from ..errors import MissingFileError, UsageError
 from ..train.metrics import classification_metrics
 from ..train.oof import OutOfFold, read_out_of_fold
 from ..utils.atomic import write_text_atomic
@@ -157,10 +158,10 @@ def blend_runs(runs: Sequence[str | Path], metric: str = "acc",
         temperature: also fit one temperature per member (by log-loss).
     """
     if metric not in METRICS:
-        raise ValueError(f"--metric {metric!r}: use one of {', '.join(METRICS)}")
+        raise UsageError(f"--metric {metric!r}: use one of {', '.join(METRICS)}")
     runs = [Path(r) for r in runs]
     if len(set(r.resolve() for r in runs)) != len(runs):
-        raise ValueError("a run is named twice; each blend member is a different k-fold run")
+        raise UsageError("a run is named twice; each blend member is a different k-fold run")
     oofs = [read_out_of_fold(r) for r in runs]
     check_aligned(runs, oofs)
     labels = oofs[0].labels
@@ -194,7 +195,7 @@ def read_blend(path: str | Path) -> list[dict]:
     """The members of a blend file, each ``{"run": Path, "weight", "temperature"}``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"blend file not found: {path}")
+        raise MissingFileError(f"blend file not found: {path}")
     try:
         spec = json.loads(path.read_text())
         members = [{"run": (path.resolve().parent / m["run"]).resolve(),

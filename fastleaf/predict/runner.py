@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.table import (UNLABELLED, DataError, Samples, data_files, read_csv,
                           resolve_layout, samples_from_frame)
+from ..errors import UsageError
 from ..utils.paths import output_file
 from .blend import blend_ensemble
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
@@ -72,10 +73,10 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
     if save_probs:
         probs_format(save_probs)
     if blend is not None and (checkpoints or weights):
-        raise ValueError("--blend names its own checkpoints and weights; drop --checkpoint "
+        raise UsageError("--blend names its own checkpoints and weights; drop --checkpoint "
                          "and --weights")
     if blend is None and not checkpoints:
-        raise ValueError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
+        raise UsageError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
     samples = read_test_samples(data_dir)
     members = load_members(checkpoints, weights) if blend is None else []
     # every output is checked before the first image is predicted: never an input, writable

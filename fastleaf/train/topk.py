@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -25,7 +26,7 @@ METRICS = ("acc", "f1_macro", "kappa", "sum")
 
 def check_metric(name: str) -> str:
     if name not in METRICS:
-        raise ValueError(f"--eval-metric {name!r}: use one of {', '.join(METRICS)}")
+        raise UsageError(f"--eval-metric {name!r}: use one of {', '.join(METRICS)}")
     return name
 
 
@@ -96,7 +97,7 @@ def average_checkpoints(run_dir: str | Path, top: int, out: str | Path | None = 
     run_dir = Path(run_dir)
     entries = read_top(run_dir)
     if top < 1:
-        raise ValueError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"--top must be at least 1, got {top}")
     if len(entries) < top:
         raise CheckpointError(f"{run_dir}: {len(entries)} kept epoch(s) in {LEDGER}, asked to "
                               f"average {top}; train with --keep-top {top} or more")

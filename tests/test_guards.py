@@ -13,7 +13,7 @@ import torch
 
 from fastleaf.cli import main
 from fastleaf.config import ConfigError, resolve_config
-from fastleaf.errors import USER_ERRORS, FastleafError
+from fastleaf.errors import FastleafError
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
 from fastleaf.train.records import append_score, read_rows
 from fastleaf.train.trainer import fit
@@ -58,9 +58,12 @@ def test_error_classes_share_one_base():
     from fastleaf.data.imageio import ImageDecodeError
     from fastleaf.data.table import DataError
 
-    for cls in (DataError, ImageDecodeError, CheckpointError, ConfigError):
+    from fastleaf.errors import MissingFileError, OutputExistsError, UsageError
+    from fastleaf.predict.submission import SubmissionError
+
+    for cls in (DataError, ImageDecodeError, CheckpointError, ConfigError, SubmissionError,
+                UsageError, MissingFileError, OutputExistsError):
         assert issubclass(cls, FastleafError)
-    assert FastleafError in USER_ERRORS
 
 
 # ---------------------------------------------------------------- data loss

@@ -29,6 +29,7 @@ def tiny_settings(data, **kw) -> BenchSettings:
     return BenchSettings(**base)
 
 
+@pytest.mark.slow
 def test_run_bench_rows_have_the_required_keys_and_efficiency(tiny_data):
     result = run_bench(tiny_settings(tiny_data, loaders=("cache-ram", "synthetic", "cache-gpu",
                                                           "nope")))
@@ -86,6 +87,7 @@ MODELS = [("cnn", 112, {}), ("resnet18", 32, {}), ("vgg16", 32, {"mlp_ratio": 1 
 
 
 @pytest.mark.parametrize("name,size,kwargs", MODELS, ids=[m[0] for m in MODELS])
+@pytest.mark.slow
 def test_speed_flags_train_and_predict_every_builtin_model(tiny_data, name, size, kwargs):
     amp = channels_last = True
     device = torch.device("cpu")
@@ -109,6 +111,7 @@ def test_speed_flags_train_and_predict_every_builtin_model(tiny_data, name, size
     assert torch.isfinite(logits).all() and labels.tolist() == samples.labels.tolist()
 
 
+@pytest.mark.slow
 def test_load_mode_times_the_loader_alone(tiny_data):
     result = run_bench(tiny_settings(tiny_data, modes=("load",),
                                      loaders=("torchvision", "cache-ram")))

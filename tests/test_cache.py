@@ -147,6 +147,7 @@ def test_synthetic_loader_keeps_sizes_order_and_layout(table):
     assert batches[0][0].is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.slow
 def test_fit_with_the_ram_cache_writes_metrics(tiny_data, tmp_path):
     from fastleaf.train.trainer import fit
 

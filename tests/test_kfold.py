@@ -47,6 +47,7 @@ def test_train_command_runs_every_fold_when_no_fold_given(monkeypatch):
     assert seen[0].folds == 3 and seen[0].fold is None and seen[1] == "result"
 
 
+@pytest.mark.slow
 def test_fit_folds_writes_runs_and_table(tiny_data, tmp_path):
     out = tmp_path / "kfold"
     cfg = resolve_config(data=str(tiny_data), model="cnn", img_size=112, epochs=1, batch_size=12,

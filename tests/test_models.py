@@ -34,6 +34,7 @@ def test_builtins_registered():
     assert set(list_models()) >= {"cnn", "vgg16", "resnet18", "deit_tiny"}
 
 
+@pytest.mark.slow
 def test_deit_tiny_paper_head_frozen_backbone():
     model = create_model("deit_tiny", 7)
     head = model.head
@@ -72,6 +73,7 @@ def test_weights_file_loads_offline(tmp_path, suffix):
     assert torch.equal(target.conv1.weight, source.conv1.weight)
 
 
+@pytest.mark.slow
 def test_deit_backbone_weights_load_under_prefix(tmp_path):
     import timm
 

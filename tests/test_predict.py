@@ -16,6 +16,9 @@ from fastleaf.predict.submission import SubmissionError, check_submission, write
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastleaf.train.trainer import fit
 
+# the module trains a run in a fixture before its first test
+pytestmark = pytest.mark.slow
+
 FAST = PredictSettings(tta="none", batch_size=16, device="cpu", workers=0)
 
 

@@ -15,6 +15,9 @@ from fastleaf.predict.photos import find_photos, predict_photos
 from fastleaf.predict.runner import read_test_samples
 from fastleaf.train.trainer import fit
 
+# the module trains a run in a fixture before its first test
+pytestmark = pytest.mark.slow
+
 FAST = PredictSettings(tta="none", batch_size=16, device="cpu", workers=0)
 
 

@@ -94,6 +94,7 @@ def test_sigkill_then_resume_continues_at_the_right_epoch(tiny_data, tmp_path):
     assert load_checkpoint(run / "last.pt")["epoch"] == last + 2
 
 
+@pytest.mark.slow
 def test_sigterm_saves_last_and_exits_with_hint(tiny_data, tmp_path):
     run = tmp_path / "run"
     proc = fastleaf("train", "--data", str(tiny_data), "--epochs", "50", "--out", str(run), *COMMON)
@@ -106,6 +107,7 @@ def test_sigterm_saves_last_and_exits_with_hint(tiny_data, tmp_path):
     assert state["epoch"] == len(metric_rows(run)) and "optimizer" in state
 
 
+@pytest.mark.slow
 def test_resume_in_process_restores_optimizer_and_best(tiny_data, tmp_path):
     run = tmp_path / "r"
     base = dict(data=str(tiny_data), out=str(run), model="cnn", img_size=112, batch_size=16,

@@ -17,6 +17,9 @@ from fastleaf.viz.confusion import confused_pairs, validation_predictions, worst
 from fastleaf.viz.report import build_report
 from fastleaf.viz.runs import comparison_rows, read_run, read_runs
 
+# the module trains a run in a fixture before its first test
+pytestmark = pytest.mark.slow
+
 SCORES = ("acc", "f1_macro", "kappa", "sum", "img_per_s")
 
 

@@ -23,6 +23,7 @@ def quick_config(data, out, **kw):
     return resolve_config(**base)
 
 
+@pytest.mark.slow
 def test_short_training_lowers_loss_and_beats_chance(tiny_data, tmp_path):
     result = fit(quick_config(tiny_data, tmp_path / "run", epochs=8, tensorboard=True))
     rows = list(csv.DictReader(open(result.run_dir / "metrics.csv")))
@@ -59,6 +60,7 @@ class RepeatLoader:
 
 @pytest.mark.parametrize("amp, channels_last", [(True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("name", ["cnn", "resnet18"])
+@pytest.mark.slow
 def test_speed_flags_run_train_steps_on_cpu(name, amp, channels_last):
     model = create_model(name, 3)
     if channels_last:
@@ -73,6 +75,7 @@ def test_speed_flags_run_train_steps_on_cpu(name, amp, channels_last):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+@pytest.mark.slow
 def test_compile_runs_train_steps_on_cpu(tiny_data, tmp_path):
     result = fit(quick_config(tiny_data, tmp_path / "c", compile=True, amp=True,
                               channels_last=True))
@@ -85,6 +88,7 @@ def test_fp16_on_cpu_is_refused():
         create_precision(True, torch.device("cpu"), "fp16")
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_run_folder(tiny_data, tmp_path, capsys):
     out = tmp_path / "cli-run"
     code = main(["train", "--data", str(tiny_data), "--model", "cnn", "--img-size", "112",

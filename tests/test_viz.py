@@ -139,6 +139,7 @@ def test_named_layers_and_unknown_layer(tmp_path, image, capsys):
     assert code == 2 and "no layer named 'nope'" in out and "conv1" in out
 
 
+@pytest.mark.slow
 def test_deit_attention_rollout(deit, tmp_path, image):
     paths = write_feature_maps(deit[0], image, tmp_path / "out")
     assert [p.name for p in paths] == ["input.png", "attention_rollout.png"]

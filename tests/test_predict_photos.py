@@ -91,3 +91,15 @@ def test_bad_targets_are_named(tmp_path, run_dir):
         find_photos(tmp_path / "empty")
     with pytest.raises(ValueError, match="--top"):
         predict_photos(tmp_path, [run_dir], top=0)
+
+
+def test_the_csv_never_replaces_a_photo(tiny_data, run_dir, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    src = sorted((tiny_data / "images").iterdir())[0]
+    (folder / "a.jpg").write_bytes(src.read_bytes())
+    before = (folder / "a.jpg").read_bytes()
+    code = main(["predict", str(folder), "--checkpoint", str(run_dir), "--out",
+                 str(folder / "a.jpg"), "--device", "cpu", "--workers", "0"])
+    assert code == 2 and "is an input" in capsys.readouterr().out
+    assert (folder / "a.jpg").read_bytes() == before

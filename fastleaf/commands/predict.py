@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.console import console
     from .tta_predict import settings_from_args
 
+    folder = Path(args.target).is_dir()
     result = predict_photos(args.target, args.checkpoint, top=args.top,
-                            weights=args.member_weights, settings=settings_from_args(args))
-    if Path(args.target).is_dir():
-        path = result.write_csv(args.out, root=Path(args.target))
+                            weights=args.member_weights, settings=settings_from_args(args),
+                            out=args.out if folder else None)
+    if folder:
         console.print(f"{len(result.files)} photos in {result.output.seconds:.1f} s "
-                      f"({result.output.img_per_s:.1f} img/s): {escape(str(path))}")
+                      f"({result.output.img_per_s:.1f} img/s): {escape(str(args.out))}")
         return 0
     ensemble = f", {len(result.members)} checkpoints" if len(result.members) > 1 else ""
     table = Table(title=escape(Path(args.target).name),

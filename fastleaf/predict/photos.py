@@ -23,6 +23,7 @@ import torch
 from ..data.table import UNLABELLED, DataError, Samples
 from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
+from ..utils.paths import output_file
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
 
 # what a folder's photos may be; anything else in it (CSVs, notes) is left alone
@@ -85,7 +86,8 @@ def photo_samples(files: Sequence[Path], source: Path) -> Samples:
 
 
 def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top: int = 5,
-                   weights=None, settings: PredictSettings | None = None) -> PhotoPrediction:
+                   weights=None, settings: PredictSettings | None = None,
+                   out: str | Path | None = None) -> PhotoPrediction:
     """Species probabilities for one photo or every photo in a folder.
 
     Args:
@@ -94,11 +96,18 @@ def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top
         top: how many species :attr:`PhotoPrediction.top` lists per photo.
         weights: ensemble member weights (see ``load_members``).
         settings: TTA, device, precision, batch size, loader.
+        out: also write the ``image,label,probability`` CSV here; checked before any photo is
+            predicted, so it never replaces a photo or a checkpoint.
     """
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     settings = settings or PredictSettings()
     members = load_members(checkpoints, weights)
     files = find_photos(target)
+    if out is not None:
+        output_file(out, "--out", [*files, *(m.path for m in members)])
     output = ensemble_probs(members, photo_samples(files, Path(target)), settings)[settings.tta]
-    return PhotoPrediction(files, members, members[0].classes, output.probs, output, top)
+    result = PhotoPrediction(files, members, members[0].classes, output.probs, output, top)
+    if out is not None:
+        result.write_csv(out, root=Path(target) if Path(target).is_dir() else None)
+    return result

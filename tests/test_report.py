@@ -83,6 +83,13 @@ def test_html_is_self_contained_and_markdown_links_images(report):
     sources = re.findall(r"src=['\"]([^'\"]*)", page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http" not in page and "<link" not in page
+    # the training curves sit together in one grid, each embedded once
+    curves = page.split("<h2>Training curves</h2>")[1].split("<h2>")[0]
+    grid = re.search(r"<div class='grid'>(.*?)</div>", curves, re.S)
+    from fastleaf.viz.report import CURVES
+
+    assert grid and re.findall(r"alt='([^']+)'", grid.group(1)) == [
+        written[key].stem for key, _ in CURVES]
     md = written["report_md"].read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) == len(sources)

@@ -15,7 +15,10 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#22
          "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
          "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
          "th{background:#eee}td:first-child,th:first-child{text-align:left}"
-         "img{max-width:100%;display:block;margin:1em 0}")
+         "img{max-width:100%;display:block;margin:1em 0}"
+         # several figures of a section side by side, as many columns as the window holds
+         ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));"
+         "gap:0 1em}.grid img{margin:0.5em 0}")
 
 
 @dataclass
@@ -59,7 +62,10 @@ def html_page(title: str, sections: list[Section]) -> str:
             parts.append(f"<p>{html.escape(s.text)}</p>")
         if s.columns:
             parts.append(html_table(s.columns, s.rows))
-        parts += [f"<img alt='{html.escape(p.stem)}' src='{data_uri(p)}'>" for p in s.images]
+        images = [f"<img alt='{html.escape(p.stem)}' src='{data_uri(p)}'>" for p in s.images]
+        if len(images) > 1:
+            images = ["<div class='grid'>", *images, "</div>"]
+        parts += images
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

@@ -104,7 +104,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips
     classes = members[0].classes
     ttas = ["none"] if tta == "none" else ["none", tta]
     if csv is not None:
-        root = data_dir if data_dir is not None else members[0].config.get("data") or "."
+        root = data_dir if data_dir is not None else members[0].train_config.data or "."
         samples = labelled_csv_samples(csv, root, classes)
         groups = [(samples, ensemble_probs(members, samples, settings, ttas))]
         source = f"{csv} ({len(samples)} rows)"

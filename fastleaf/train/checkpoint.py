@@ -55,10 +55,11 @@ def why(err: Exception) -> str:
 
 def model_from_checkpoint(state: dict):
     """Rebuild the model a checkpoint was trained as, with its weights, in eval mode."""
+    from ..config import TrainConfig
     from ..models import create_model
 
-    config = state.get("config", {})
+    config = TrainConfig.from_dict(state.get("config", {}), "checkpoint")
     model = create_model(state["model_name"], len(state["classes"]),
-                         finetune_all=bool(config.get("finetune_all", False)))
+                         finetune_all=config.finetune_all)
     model.load_state_dict(state["model"])
     return model.eval()

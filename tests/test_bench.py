@@ -135,6 +135,7 @@ def break_cache_iteration(monkeypatch, error):
     monkeypatch.setattr(CacheLoader, "__iter__", broken)
 
 
+@pytest.mark.slow
 def test_a_loader_failing_mid_run_is_recorded_and_the_rest_measured(tiny_data, monkeypatch):
     break_cache_iteration(monkeypatch, RuntimeError("decoder fell over"))
     result = run_bench(tiny_settings(tiny_data, loaders=("cache-ram", "synthetic"), warmup=2))

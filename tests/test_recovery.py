@@ -50,6 +50,7 @@ def wait_for_rows(proc, run, n, timeout=240):
     pytest.fail("training too slow to reach the epoch")
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -76,6 +77,7 @@ def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
     assert float(rows[0]["val_loss"]) == pytest.approx(loss, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_continues_at_the_right_epoch(tiny_data, tmp_path):
     run = tmp_path / "run"
     proc = fastleaf("train", "--data", str(tiny_data), "--epochs", "50", "--out", str(run), *COMMON)

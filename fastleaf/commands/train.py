@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "TF-ported EfficientNet-Lite, ImageNet's otherwise)")
     g.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
                    help="normalisation std (default: the pretrained weights')")
+    g.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"],
+                   help="resize filter the weights were trained with (recorded with the run; "
+                        "default: the weights' own)")
+    g.add_argument("--crop-pct", type=float,
+                   help="eval centre-crop fraction of the weights (recorded; default theirs)")
     g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
     g.add_argument("--loader", choices=LOADERS, help=LOADER_HELP)
     add_deprecated(g, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)

@@ -13,8 +13,6 @@ import yaml
 
 from .errors import FastleafError, MissingFileError
 
-from .errors import FastleafError
-
 
 @dataclass
 class TrainConfig:
@@ -89,10 +87,6 @@ class TrainConfig:
         """A config from saved or parsed option values; old spellings are upgraded and
         unknown keys refused, naming ``source``."""
         return make_config(check_keys(upgrade_keys(values, source), source), source)
-
-
-class ConfigError(FastleafError, ValueError):
-    """An option of the wrong type or range, or a broken config file."""
 
 
 class ConfigError(FastleafError, ValueError):

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
-from ..errors import FastleafError
 
 from ..errors import FastleafError
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data.augment import AugmentSpec
-from ..data.imageio import ImageDecodeError, decode_rgb
+from ..data.imageio import ImageDecodeError, decode_rgb, probe, read_bytes
 from ..data.table import Samples
 from ..errors import FastleafError
 from .base import Loader, LoaderOptions, shard_range
@@ -66,22 +66,25 @@ def row_name(samples: Samples, i: int) -> str:
 
 
 def check_headers(samples: Samples) -> None:
-    """Refuse missing files and formats DALI cannot decode, before the pipeline starts.
+    """Refuse missing files, formats DALI cannot decode and images over the pixel limit,
+    before the pipeline starts.
 
-    Reading 12 bytes per file is cheap next to decoding, and DALI's own errors name no file.
+    Reading each file's header is cheap next to decoding; DALI decodes without the shared
+    entry point, so its pixel limit (decompression bombs) is enforced here, and DALI's own
+    errors name no file.
     """
     for i, path in enumerate(samples.paths):
         try:
-            with open(path, "rb") as f:
-                head = f.read(12)
-        except OSError as err:
-            raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err}) "
-                                   f"[{row_name(samples, i)}]") from None
-        webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-        if not (webp or head.startswith(MAGIC)):
-            raise ImageDecodeError(
-                f"{path}: not a JPEG/PNG/BMP/TIFF/WebP/JPEG2000/PNM image, which DALI needs "
-                f"[{row_name(samples, i)}]; convert it or {FALLBACK}")
+            data = read_bytes(path)
+            head = data[:12]
+            webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+            if not (webp or head.startswith(MAGIC)):
+                raise ImageDecodeError(
+                    f"{path}: not a JPEG/PNG/BMP/TIFF/WebP/JPEG2000/PNM image, which DALI needs; "
+                    f"convert it or {FALLBACK}")
+            probe(data, path)
+        except ImageDecodeError as err:
+            raise type(err)(f"{err} [{row_name(samples, i)}]") from None
 
 
 def find_bad_image(samples: Samples, rows) -> ImageDecodeError | None:

@@ -99,7 +99,7 @@ fi
 
 D="$OUT/data"
 step synth "$PY" -m fastleaf synth --out "$D" --classes "$CLASSES" --train-per-class "$PER_CLASS" \
-  --test-per-class 4 --size "$IMG"
+  --test-per-class 4 --img-size "$IMG"
 
 if [ "$DEVICE" = cpu ]; then   # no CUDA: the gpu tests are collected and skipped
   step pytest-gpu "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_dali.py tests/test_cache.py
@@ -112,10 +112,10 @@ T=("$PY" -m fastleaf train --data "$D" --img-size "$IMG" --batch-size "$BATCH" -
    --no-progress --no-tensorboard --channels-last --seed 0 "${WORKERS[@]}")
 R="$OUT/runs"
 step train-torchvision-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader torchvision $BF16 --out "$R/torchvision-bf16"
-step train-cache-bf16 "${T[@]}" --model "$EPOCH_MODEL" --cache "$CACHE" $BF16 --out "$R/cache-bf16"
-step train-cache-fp16 "${T[@]}" --model "$EPOCH_MODEL" --cache "$CACHE" $FP16 --out "$R/cache-fp16"
+step train-cache-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader "cache-$CACHE" $BF16 --out "$R/cache-bf16"
+step train-cache-fp16 "${T[@]}" --model "$EPOCH_MODEL" --loader "cache-$CACHE" $FP16 --out "$R/cache-fp16"
 # two epochs: the first compiles, the second is the steady state
-step train-compile "${T[@]}" --model "$COMPILE_MODEL" --cache "$CACHE" $BF16 --compile --epochs 2 \
+step train-compile "${T[@]}" --model "$COMPILE_MODEL" --loader "cache-$CACHE" $BF16 --compile --epochs 2 \
   --out "$R/compile"
 step tta-predict "$PY" -m fastleaf tta-predict --data "$D" --checkpoint "$R/torchvision-bf16" \
   --device "$DEVICE" --loader torchvision --tta flips --batch-size "$BATCH" "${WORKERS[@]}" \

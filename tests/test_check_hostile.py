@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,19 +16,10 @@ from fastleaf.data.imageio import ImageDecodeError, ImageTooLarge, decode_rgb, l
 from fastleaf.data.preflight import preflight
 from fastleaf.data.table import DataError, load_table
 
+# the damageable copy of the tiny set and the CSV editor are the data-check tests' own
+from test_check_data import data, edit_csv  # noqa: F401
+
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"
-
-
-@pytest.fixture
-def data(tiny_data, tmp_path) -> Path:
-    return Path(shutil.copytree(tiny_data, tmp_path / "data"))
-
-
-def edit_csv(path: Path, row: int, **values) -> None:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column, value in values.items():
-        frame.loc[row, column] = value
-    frame.to_csv(path, index=False)
 
 
 def kinds(report, kind):

@@ -20,6 +20,15 @@ def read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def sync_words(val) -> str:
+    """A loader's sync-probe entry: per batch, on the training thread, and where."""
+    if not isinstance(val, dict):
+        return str(val)
+    where = "; ".join(f"{n}x `{site}`" for site, n in val.get("sites", {}).items())
+    return (f"{val['per_batch']} per batch, {val['main_per_batch']} on the training thread"
+            + (f" ({where})" if where else ""))
+
+
 def steps(out: Path) -> list[dict]:
     path = out / "steps.tsv"
     if not path.is_file():
@@ -79,7 +88,7 @@ def markdown(summary: dict) -> str:
     lines += [f"- skipped {k}: {why}" for k, why in summary["bench_skipped"].items()]
     syncs = summary["syncs"] or {}
     lines += ["", "## Host syncs (torch.cuda.set_sync_debug_mode)", ""]
-    lines += [f"- loader {k}: {val} per batch" for k, val in syncs.get("loaders", {}).items()]
+    lines += [f"- loader {k}: {sync_words(val)}" for k, val in syncs.get("loaders", {}).items()]
     lines += [f"- train_one_epoch {k}: {val['syncs']} in {val['steps']} steps "
               f"(allowed {val['allowed']})" for k, val in syncs.get("loop", {}).items()]
     return "\n".join(lines) + "\n"

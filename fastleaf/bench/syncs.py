@@ -6,12 +6,15 @@ this counts those warnings.  Syncs inside DALI's own engine are not PyTorch call
 seen.
 
     from fastleaf.bench.syncs import loader_syncs, loop_syncs
-    loader_syncs(loader, batches=4)          # syncs per steady-state batch, expected 0
+    loader_syncs(loader, batches=4)          # syncs per steady-state batch (and where)
     loop_syncs(model, batches, precision)    # syncs in one call of train_one_epoch
 """
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -20,29 +23,63 @@ import torch.nn as nn
 WARMUP_BATCHES = 2    # the first batches of an epoch set things up (orders, pinned buffers)
 
 
-def count_syncs(fn: Callable[[], object]) -> tuple[int, object]:
-    """(host syncs PyTorch reported while ``fn`` ran, what ``fn`` returned)."""
+def record_syncs(fn: Callable[[], object]) -> tuple[list[str], object]:
+    """(one ``"thread: file:line"`` per host sync PyTorch reported while ``fn`` ran, what ``fn``
+    returned).  The thread matters: a sync on the thread that launches the model's work stalls
+    training, one on a helper thread (the DataLoader's pin-memory thread) stalls only that
+    helper; the place is the Python line that made the call."""
     torch.cuda.synchronize()
     previous = torch.cuda.get_sync_debug_mode()
-    with warnings.catch_warnings(record=True) as caught:
+    seen: list[str] = []
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" in str(message):
+            seen.append(f"{threading.current_thread().name}: {filename}:{lineno}")
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = note      # catch_warnings puts the old one back
         torch.cuda.set_sync_debug_mode("warn")
         try:
             result = fn()
         finally:
             torch.cuda.set_sync_debug_mode(previous)
     torch.cuda.synchronize()
-    return sum("synchroniz" in str(w.message) for w in caught), result
+    return seen, result
 
 
-def loader_syncs(loader, batches: int = 4) -> float:
+def count_syncs(fn: Callable[[], object]) -> tuple[int, object]:
+    """(host syncs PyTorch reported while ``fn`` ran, on any thread; what ``fn`` returned)."""
+    seen, result = record_syncs(fn)
+    return len(seen), result
+
+
+def on_main_thread(sites: list[str]) -> list[str]:
+    """The syncs of ``sites`` made on the thread that drives training."""
+    main = threading.main_thread().name
+    return [s for s in sites if s.startswith(f"{main}: ")]
+
+
+@dataclass
+class LoaderSyncs:
+    per_batch: float          # every thread
+    main_per_batch: float     # the training thread alone: what stalls the GPU's feed
+    sites: dict[str, int]     # "thread: file:line" -> count
+
+    def as_dict(self) -> dict:
+        return {"per_batch": self.per_batch, "main_per_batch": self.main_per_batch,
+                "sites": self.sites}
+
+
+def loader_syncs(loader, batches: int = 4) -> LoaderSyncs:
     """Host syncs per batch of ``loader`` once an epoch is under way."""
     loader.set_epoch(0)
     it = iter(loader)
     for _ in range(WARMUP_BATCHES):
         next(it)
-    count, _ = count_syncs(lambda: [next(it) for _ in range(batches)])
-    return count / batches
+    seen, _ = record_syncs(lambda: [next(it) for _ in range(batches)])
+    return LoaderSyncs(len(seen) / batches, len(on_main_thread(seen)) / batches,
+                       dict(Counter(seen)))
 
 
 def loop_syncs(model: nn.Module, batches: list, precision, optimizer=None,

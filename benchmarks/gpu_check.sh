@@ -35,12 +35,12 @@ else
   BENCH_BATCHES="256 50"; BENCH_IMG=224; BENCH_MODELS=cnn,resnet18,deit_tiny
   BENCH_STEPS=(--steps 6 --warmup 2 --repeats 2 --max-seconds 3); PROBE=(); WORKERS=()
 fi
-# seconds per step, 515 in all: the whole check ends within 9 minutes whatever hangs.  On an
+# seconds per step, 555 in all: the whole check ends within 10 minutes whatever hangs.  On an
 # H200 it took 5 minutes; a process there needs ~6 s to import torch and reach the GPU and
 # ~15 s to train one tiny epoch, so the budgets are about twice what each step took.
 declare -A BUDGET=([versions]=15 [synth]=15 [pytest-gpu]=120 [train-torchvision-bf16]=40
   [train-cache-bf16]=40 [train-cache-fp16]=40 [train-compile]=90 [tta-predict]=30
-  [bench-b${BENCH_BATCHES% *}]=50 [bench-b${BENCH_BATCHES#* }]=30 [sync-probe]=40 [summary]=5)
+  [bench-b${BENCH_BATCHES% *}]=50 [bench-b${BENCH_BATCHES#* }]=30 [sync-probe]=40 [sync-locate]=40 [summary]=5)
 # the CPU dry run may take longer (a shared 2-core machine starts Python in seconds, not ms)
 SCALE=${BUDGET_SCALE:-$([ "$DEVICE" = cpu ] && echo 10 || echo 1)}
 for k in "${!BUDGET[@]}"; do BUDGET[$k]=$((BUDGET[$k] * SCALE)); done
@@ -133,6 +133,11 @@ done
 
 step sync-probe "$PY" benchmarks/sync_probe.py --data "$D" --device "$DEVICE" "${PROBE[@]}" \
   --json "$OUT/syncs.json"
+# a loader that syncs: where its first sync is really made (the log has the traceback)
+if [ "$DEVICE" != cpu ] && grep -Eq '"per_batch": (0\.0*[1-9]|[1-9])' "$OUT/syncs.json" 2>/dev/null; then
+  step sync-locate "$PY" benchmarks/sync_probe.py --data "$D" --device "$DEVICE" --locate \
+    --json "$OUT/syncs-locate.json"
+fi
 
 step summary "$PY" benchmarks/gpu_check_summary.py "$OUT"
 echo "total $((SECONDS - START)) s; failed steps: $FAILED; summary: $OUT/summary.md"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from fastleaf.bench.syncs import expected_loop_syncs, loader_syncs, loop_syncs
+from fastleaf.bench.syncs import expected_loop_syncs, loader_syncs, locate_sync, loop_syncs
 from fastleaf.data.augment import AugmentSpec
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, create_loader
@@ -48,6 +48,11 @@ def probe_loaders(samples, device, args, counting: bool) -> dict:
             loader = create_loader(samples, AugmentSpec.train_preset(args.img_size), options, name)
             if counting:
                 out[name] = loader_syncs(loader, batches=args.batches).as_dict()
+                if out[name]["per_batch"] and args.locate:   # raise at the sync itself
+                    trace = locate_sync(create_loader(samples, AugmentSpec.train_preset(
+                        args.img_size), options, name), batches=2 * args.batches)
+                    out[name]["traceback"] = trace
+                    print(f"loader {name}: first sync under the error mode:\n{trace}", flush=True)
             else:
                 sum(1 for _ in zip(range(3), loader))
                 out[name] = None
@@ -96,6 +101,9 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, default=4, help="counted batches per loader")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--json", help="write the counts here")
+    p.add_argument("--locate", action="store_true",
+                   help="for a loader that syncs, rerun it under the 'error' sync mode and print "
+                        "the traceback of its first sync (where it is really made)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     configure_device(device)

@@ -95,8 +95,9 @@ def test_one_process_nccl_ddp_run(tiny_data, tmp_path):
 
 # ---- host syncs: none per batch in the loaders, one per logged interval in the loop ----
 
-# seen on an H200 (torch 2.11): one sync in 4 batches on the training thread, made from
-# torch/cuda/__init__.py, with the caller not yet found (benchmarks/results/gpu-nvidia-h200.md)
+# seen on an H200 (torch 2.11): one sync in 4 batches, surfacing on the training thread from
+# C++ outside a Python call; `benchmarks/sync_probe.py --locate` finds where it is made
+# (benchmarks/results/gpu-nvidia-h200.md)
 TORCHVISION_SYNC = pytest.mark.xfail(reason="one host sync in 4 batches, caller not yet traced",
                                      strict=False)
 

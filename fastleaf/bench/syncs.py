@@ -27,7 +27,8 @@ def record_syncs(fn: Callable[[], object]) -> tuple[list[str], object]:
     """(one ``"thread: file:line"`` per host sync PyTorch reported while ``fn`` ran, what ``fn``
     returned).  The thread matters: a sync on the thread that launches the model's work stalls
     training, one on a helper thread (the DataLoader's pin-memory thread) stalls only that
-    helper; the place is the Python line that made the call."""
+    helper; the place is the Python line that made the call, or, for a sync made by C++ code
+    outside a Python call, the next call into PyTorch (:func:`locate_sync` finds those)."""
     torch.cuda.synchronize()
     previous = torch.cuda.get_sync_debug_mode()
     seen: list[str] = []
@@ -80,6 +81,36 @@ def loader_syncs(loader, batches: int = 4) -> LoaderSyncs:
     seen, _ = record_syncs(lambda: [next(it) for _ in range(batches)])
     return LoaderSyncs(len(seen) / batches, len(on_main_thread(seen)) / batches,
                        dict(Counter(seen)))
+
+
+def locate_sync(loader, batches: int = 8) -> str | None:
+    """The traceback of the first host sync of ``loader`` (None if it makes none).
+
+    Under the "warn" mode a sync made by C++ code outside a Python call (a helper thread of a
+    library) surfaces at the next call into PyTorch, so its reported line is not where it was
+    made; the "error" mode raises at the sync itself, with the real stack.  The DataLoader
+    passes an error of its pin-memory thread on to the training thread with that thread's
+    traceback, which then names it.
+    """
+    import traceback
+
+    loader.set_epoch(0)
+    it = iter(loader)
+    for _ in range(WARMUP_BATCHES):
+        next(it)
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(batches):
+            next(it)
+    except RuntimeError as err:
+        if "synchroniz" not in str(err):
+            raise
+        return "".join(traceback.format_exception(err))
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    return None
 
 
 def loop_syncs(model: nn.Module, batches: list, precision, optimizer=None,

@@ -40,6 +40,21 @@ def test_resolve_backend_without_dali(monkeypatch):
     assert backend == "torchvision" and "DALI unavailable" in why
 
 
+def test_auto_on_cuda_without_dali_caches_on_the_gpu_when_the_set_fits(monkeypatch):
+    from fastleaf.loaders import cache_backend
+
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
+    free = {"bytes": 80 * 2**30}
+    monkeypatch.setattr(cache_backend, "available_gpu_bytes", lambda device: free["bytes"])
+    cuda = torch.device("cuda")
+    backend, why = resolve_backend("auto", cuda, images=18353, size=224)
+    assert backend == "cache-gpu" and "fit in free GPU memory" in why and "2.57 GiB" in why
+    free["bytes"] = 2**30                                  # a small card: stream instead
+    backend, why = resolve_backend("auto", cuda, images=18353, size=224)
+    assert backend == "torchvision" and "do not fit" in why
+    assert resolve_backend("auto", cuda)[0] == "torchvision"   # prediction: images read once
+
+
 def test_resolve_backend_auto_and_dali_cpu():
     needs_dali()
     assert resolve_backend("auto", CPU)[0] == "torchvision"

@@ -27,7 +27,8 @@ BACKENDS = {
 def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tuple[str, str]:
     """(backend, why) for a requested name; ``auto`` picks the fastest usable one.
 
-    ``auto`` on CUDA takes DALI when it imports, else torchvision.  On a CPU it takes cache-ram
+    ``auto`` on CUDA takes DALI when it imports, else cache-gpu when the decoded set fits in GPU
+    memory, else torchvision.  On a CPU it takes cache-ram
     when ``images`` decoded images of ``size`` pixels fit in free RAM (measured 1.7x faster
     than streaming on a 2-core CPU: each image is decoded once, not once per epoch), else
     torchvision; callers that read each image once (prediction) pass no ``images``.
@@ -49,9 +50,29 @@ def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tupl
     from .dali_backend import dali_import_error
 
     reason = dali_import_error()
-    if reason is not None:
+    if reason is None:
+        return "dali", "auto: CUDA device and DALI available"
+    return cuda_without_dali(torch.device(device), images, size, reason)
+
+
+def cuda_without_dali(device: torch.device, images: int, size: int, reason: str) -> tuple[str, str]:
+    """cache-gpu when the decoded set fits in free GPU memory, else the worker loader.
+
+    On an H200 with 16 cores, ResNet-18 trained at 12,133 img/s from cache-gpu (0.96x of
+    synthetic batches) and at 2,449 img/s from JPEG-decoding workers: without DALI the
+    workers cannot feed a fast GPU, while a decoded Classify Leaves set is 2.6 GiB.
+    """
+    if not images:
         return "torchvision", f"auto: DALI unavailable ({reason})"
-    return "dali", "auto: CUDA device and DALI available"
+    from .cache_backend import HEADROOM, available_gpu_bytes, cache_bytes
+
+    need, free = cache_bytes(images, size), available_gpu_bytes(device)
+    amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
+    if need > HEADROOM * free:
+        return "torchvision", (f"auto: DALI unavailable ({reason}); {amount} do not fit in free "
+                               f"GPU memory ({free / 2**30:.1f} GiB), decoding in workers")
+    return "cache-gpu", (f"auto: DALI unavailable ({reason}); {amount} fit in free GPU memory "
+                         f"({free / 2**30:.1f} GiB): decoded once, augmented on the GPU")
 
 
 def cpu_auto(images: int, size: int) -> tuple[str, str]:

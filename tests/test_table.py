@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastleaf.data.table import (DataError, encode_labels, fold_indices, load_classes, load_table,
-                                 save_classes, split_indices)
+from fastleaf.data.table import (DataError, csv_line, csv_row, encode_labels, fold_indices,
+                                 load_classes, load_table, save_classes, split_indices)
 
 
 def test_split_is_stratified_and_keeps_every_class_in_train():
@@ -44,6 +44,15 @@ def test_load_table_kaggle_layout(tiny_data):
     assert len(table.test) == 18 and not table.test.labelled
     assert all(p.is_file() for p in table.train.paths)
     assert table.val.labelled
+
+
+def test_csv_line_is_the_line_an_editor_shows_for_a_row(tiny_data):
+    table = load_table(tiny_data, val_fraction=0.0, seed=0).all_train
+    lines = table.csv.read_text().splitlines()          # lines[0] is line 1, the header
+    for i in (0, 5, len(table) - 1):
+        row = int(table.rows[i])
+        assert lines[csv_line(row) - 1].split(",")[0] == table.images[i]
+        assert csv_row(csv_line(row)) == row
 
 
 def test_paper_layout_default(tmp_path, tiny_data):

@@ -2,7 +2,7 @@
 
     report = check_data("data/classify-leaves")          # never raises on bad rows
     report.ok, report.errors(), report.warnings()
-    drop = report.bad_rows(layout.train_csv)              # 0-based data rows (line = row + 2)
+    drop = report.bad_rows(layout.train_csv)              # 0-based data rows (see csv_line)
     report.write_csv("runs/x/bad_rows.csv")
 
 Each problem is a :class:`Finding` naming the CSV file, the line and the image.  Errors make a
@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..utils.atomic import atomic_path
 from .check_images import ERROR, WARNING, FileInfo, inspect_files
-from .table import DataError, image_path, load_classes, resolve_layout
+from .table import DataError, csv_line, image_path, load_classes, resolve_layout
 from .table import read_frame as read_table_frame
 
 LABEL_STYLE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")   # acer_rubrum, crataegus_crus-galli
@@ -50,14 +50,14 @@ class Finding:
     kind: str            # missing_file, corrupt, not_jpeg, unknown_label, path_escape, ...
     severity: str        # "error": the row cannot be used; "warning": usable, noted
     csv: Path
-    row: int | None      # 0-based data row; line in the file = row + 2
+    row: int | None      # 0-based data row; its line in the file is csv_line(row)
     image: str | None    # the CSV's image string
     message: str         # full sentence naming the CSV file, the line and the image
     detail: str = ""     # the problem alone, without the location
 
     @property
     def line(self) -> int | None:
-        return None if self.row is None else self.row + 2
+        return None if self.row is None else csv_line(self.row)
 
     def one_line(self) -> str:
         """``severity kind file:line image: problem`` on one line, for scripts and logs."""
@@ -68,7 +68,7 @@ class Finding:
 
 def finding(kind: str, severity: str, csv: Path, row: int | None, image: str | None,
             detail: str) -> Finding:
-    where = f"{csv}" if row is None else f"{csv} line {row + 2}"
+    where = f"{csv}" if row is None else f"{csv} line {csv_line(row)}"
     if image is not None:
         where += f" ({image!r})"
     return Finding(kind, severity, Path(csv), row, image, f"{where}: {detail}", detail)
@@ -180,14 +180,14 @@ def duplicate_findings(rows: list[Row]) -> list[Finding]:
             continue
         labels = {r.label for r in group}
         if len(labels) > 1:
-            listed = ", ".join(f"{r.label!r} (line {r.row + 2})" for r in group)
+            listed = ", ".join(f"{r.label!r} (line {csv_line(r.row)})" for r in group)
             out += [finding("conflicting_labels", ERROR, r.csv, r.row, r.image,
                             f"the same image is listed with different labels: {listed}")
                     for r in group]
             continue
         first = group[0]
         out += [finding("duplicate_row", WARNING, r.csv, r.row, r.image,
-                        f"the same image is already listed on line {first.row + 2}; "
+                        f"the same image is already listed on line {csv_line(first.row)}; "
                         f"it would count twice") for r in group[1:]]
     return out
 
@@ -198,7 +198,7 @@ def test_in_train_findings(train: list[Row], test: list[Row]) -> list[Finding]:
     for r in train:
         first.setdefault(r.key, r)
     return [finding("test_in_train", WARNING, r.csv, r.row, r.image,
-                    f"also in {first[r.key].csv.name} line {first[r.key].row + 2} "
+                    f"also in {first[r.key].csv.name} line {csv_line(first[r.key].row)} "
                     f"(label {first[r.key].label!r}): a test image the model trains on")
             for r in test if r.image.strip() and r.key in first]
 
@@ -305,13 +305,13 @@ def content_findings(train: list[Row], test: list[Row],
         seen = first.setdefault(digest, r)
         if seen.key != r.key:
             out.append(finding("duplicate_image", WARNING, r.csv, r.row, r.image,
-                               f"same bytes as {seen.image!r} on line {seen.row + 2} "
+                               f"same bytes as {seen.image!r} on line {csv_line(seen.row)} "
                                f"(labels {seen.label!r} and {r.label!r})"))
     for r in test:
         seen = first.get(infos[r.path].digest) if r.path in infos else None
         if seen is not None and seen.key != r.key:
             out.append(finding("test_in_train", WARNING, r.csv, r.row, r.image,
-                               f"same bytes as {seen.csv.name} line {seen.row + 2} "
+                               f"same bytes as {seen.csv.name} line {csv_line(seen.row)} "
                                f"({seen.image!r}, label {seen.label!r}): a copy of a train image"))
     return out
 

@@ -161,7 +161,7 @@ def find_near_duplicates(data_dir=None, max_distance: int = MAX_DISTANCE,
     Returns:
         :class:`NearDuplicates`; train rows come first in each pair, lines are CSV lines.
     """
-    from .table import image_path, read_frame, resolve_layout
+    from .table import csv_line, image_path, read_frame, resolve_layout
 
     layout = resolve_layout(data_dir)
     refs = []      # (csv name, line, image, label, path)
@@ -175,7 +175,7 @@ def find_near_duplicates(data_dir=None, max_distance: int = MAX_DISTANCE,
                 path = image_path(layout.image_root, image, csv, row)
             except ValueError:
                 continue    # escaping paths are never opened
-            refs.append(("train.csv" if csv == layout.train_csv else "test.csv", row + 2,
+            refs.append(("train.csv" if csv == layout.train_csv else "test.csv", csv_line(row),
                          image, label, path))
     hashes, readable = image_hashes([r[4] for r in refs], workers=workers)
     rows = []

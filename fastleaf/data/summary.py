@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from .imageio import ImageDecodeError, probe
-from .table import Samples, load_table
+from .table import Samples, csv_line, load_table
 
 
 def class_counts(samples: Samples, classes: list[str]) -> dict[str, int]:
@@ -29,7 +29,7 @@ def duplicate_rows(parts: list[Samples]) -> list[dict]:
     seen = defaultdict(list)
     for samples in parts:
         for image, row in zip(samples.images, samples.rows):
-            seen[image].append(f"{samples.csv.name} row {int(row) + 2}")
+            seen[image].append(f"{samples.csv.name} row {csv_line(row)}")
     return [{"image": image, "rows": rows} for image, rows in seen.items() if len(rows) > 1]
 
 
@@ -75,7 +75,7 @@ def summarize_data(data_dir, sample: int | None = None, seed: int = 0, top: int 
     parts = [table.all_train] + ([table.test] if table.test is not None else [])
     counts = class_counts(table.all_train, table.classes)
     values = np.array(list(counts.values()))
-    entries = [(image, path, f"{s.csv.name} row {int(row) + 2}") for s in parts
+    entries = [(image, path, f"{s.csv.name} row {csv_line(row)}") for s in parts
                for image, path, row in zip(s.images, s.paths, s.rows)]
     if sample and sample < len(entries):
         pick = np.sort(np.random.default_rng(seed).choice(len(entries), sample, replace=False))

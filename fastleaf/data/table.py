@@ -31,6 +31,17 @@ class DataError(FastleafError, ValueError):
     """Bad input data; the message names the file and, where there is one, the CSV row."""
 
 
+def csv_line(row: int) -> int:
+    """The line an editor shows for 0-based data row ``row`` of a CSV file: line 1 is the
+    header and lines count from 1, so data row 0 is on line 2."""
+    return int(row) + 2
+
+
+def csv_row(line: int) -> int:
+    """The 0-based data row on ``line`` of a CSV file (the inverse of :func:`csv_line`)."""
+    return int(line) - 2
+
+
 @dataclass
 class Samples:
     """An ordered selection of CSV rows; loaders keep this order for eval and test."""
@@ -38,7 +49,7 @@ class Samples:
     name: str
     paths: list[Path]
     labels: np.ndarray                 # int64 class ids, UNLABELLED for test rows
-    rows: np.ndarray                   # 0-based data row in ``csv`` (line = row + 2)
+    rows: np.ndarray                   # 0-based data row in ``csv`` (see ``csv_line``)
     csv: Path
     images: list[str] = field(default_factory=list)   # the CSV's ``image`` strings
 
@@ -158,7 +169,7 @@ def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame
     for column in columns:
         blank = frame.index[frame[column].str.strip() == ""]
         if len(blank):
-            raise DataError(f"{path} row {blank[0] + 2}: empty {column!r}")
+            raise DataError(f"{path} row {csv_line(blank[0])}: empty {column!r}")
     return frame
 
 
@@ -170,12 +181,13 @@ def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | Non
     """
     rel = Path(image)
     if rel.is_absolute() or ".." in rel.parts:
-        raise DataError(f"{csv} row {row + 2}: image path {image!r} escapes the data folder")
+        raise DataError(f"{csv} row {csv_line(row)}: image path {image!r} escapes the data "
+                        f"folder")
     path = root / rel
     real_root = real_root or os.path.realpath(root)
     target = os.path.realpath(path)
     if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise DataError(f"{csv} row {row + 2}: image path {image!r} escapes the data folder "
+        raise DataError(f"{csv} row {csv_line(row)}: image path {image!r} escapes the data folder "
                         f"through a symbolic link")
     return path
 
@@ -187,8 +199,8 @@ def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[
     index = {name: i for i, name in enumerate(classes)}
     unknown = labels[~labels.isin(index)]
     if len(unknown):
-        raise DataError(f"row {unknown.index[0] + 2}: label {unknown.iloc[0]!r} is not one of the "
-                        f"{len(classes)} known classes")
+        raise DataError(f"row {csv_line(unknown.index[0])}: label {unknown.iloc[0]!r} is not "
+                        f"one of the {len(classes)} known classes")
     return labels.map(index).to_numpy(dtype=np.int64), classes
 
 

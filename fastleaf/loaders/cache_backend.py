@@ -27,7 +27,7 @@ import torch
 from ..data.augment import AugmentSpec
 from ..data.batch_augment import BatchAugment, normalise
 from ..data.imageio import ImageDecodeError, load_image
-from ..data.table import Samples
+from ..data.table import Samples, csv_line
 from ..errors import UsageError
 from ..utils.console import console, tracked
 from .base import Loader, LoaderOptions, norm_tensors, shard_range
@@ -86,7 +86,7 @@ def decode_into(out: torch.Tensor, samples: Samples, paths: list, size: int,
         try:
             return load_image(path, size)
         except ImageDecodeError as err:
-            raise ImageDecodeError(f"{samples.csv} row {rows[path] + 2}: {err}") from None
+            raise ImageDecodeError(f"{samples.csv} row {csv_line(rows[path])}: {err}") from None
 
     chunks = range(0, len(paths), DECODE_CHUNK)
     # the one-time decode runs before the model starts: it may take every core

@@ -22,7 +22,7 @@ import torch
 
 from ..data.augment import AugmentSpec
 from ..data.imageio import ImageDecodeError, decode_rgb, probe, read_bytes
-from ..data.table import Samples
+from ..data.table import Samples, csv_line
 from ..errors import FastleafError
 from .base import Loader, LoaderOptions, shard_range
 
@@ -62,7 +62,7 @@ def require_dali() -> None:
 
 
 def row_name(samples: Samples, i: int) -> str:
-    return f"{samples.csv} row {int(samples.rows[i]) + 2}"
+    return f"{samples.csv} row {csv_line(samples.rows[i])}"
 
 
 def check_headers(samples: Samples) -> None:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.table import (UNLABELLED, DataError, Samples, data_files, read_csv,
+from ..data.table import (UNLABELLED, DataError, Samples, csv_line, data_files, read_csv,
                           resolve_layout, samples_from_frame)
 from ..errors import UsageError
 from ..utils.paths import output_file
@@ -47,7 +47,7 @@ def require_images(samples: Samples) -> None:
     """Each test image must exist: a missing one is named with its test.csv line up front."""
     for path, row, image in zip(samples.paths, samples.rows, samples.images):
         if not path.is_file():
-            raise DataError(f"{samples.csv} line {int(row) + 2} ({image!r}): image file not "
+            raise DataError(f"{samples.csv} line {csv_line(row)} ({image!r}): image file not "
                             f"found: {path}")
 
 

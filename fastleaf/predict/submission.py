@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.table import csv_line
 from ..errors import FastleafError, UsageError
 from ..utils.atomic import atomic_path
 
@@ -45,14 +46,14 @@ def check_submission(frame: pd.DataFrame, expected_images: Sequence[str],
     wrong = np.flatnonzero(images != np.asarray(expected_images, dtype=str))
     if len(wrong):
         i = int(wrong[0])
-        raise SubmissionError(f"{source} row {i + 2}: image {images[i]!r} where test.csv has "
+        raise SubmissionError(f"{source} row {csv_line(i)}: image {images[i]!r} where test.csv has "
                               f"{expected_images[i]!r} (rows must follow test.csv order)")
     known = set(classes)
     bad = [i for i, label in enumerate(frame["label"].astype(str)) if label not in known]
     if bad:
         i = bad[0]
-        raise SubmissionError(f"{source} row {i + 2}: label {frame['label'].iloc[i]!r} is not "
-                              f"one of the {len(known)} training classes")
+        raise SubmissionError(f"{source} row {csv_line(i)}: label {frame['label'].iloc[i]!r} "
+                              f"is not one of the {len(known)} training classes")
 
 
 def write_submission(path: str | Path, images: Sequence[str], labels: Sequence[str],

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.table import DataError, load_table, resolve_layout, save_classes
+from ..data.table import (DataError, csv_line, csv_row, load_table, resolve_layout,
+                          save_classes)
 from ..predict.ensemble import PredictSettings, ensemble_probs, load_members
 from ..predict.submission import write_probs
 from ..utils.atomic import atomic_path
@@ -46,7 +47,7 @@ def dropped_rows(run_dir: Path, train_csv: Path) -> set[int]:
     found = pd.read_csv(path, dtype=str, keep_default_na=False)
     mine = found[(found["severity"] == "error") & (found["line"] != "")
                  & (found["csv"].map(lambda c: Path(c).name) == train_csv.name)]
-    return {int(line) - 2 for line in mine["line"]}
+    return {csv_row(line) for line in mine["line"]}
 
 
 def fold_settings(cfg) -> PredictSettings:
@@ -84,7 +85,7 @@ def predict_out_of_fold(cfg, fold_dirs: list[Path]) -> OutOfFold:
         probs[at], fold_of[at] = out.probs.numpy(), k
     keep = np.isin(everything.rows, table.pseudo_rows, invert=True)
     if (fold_of[keep] < 0).any():
-        line = int(everything.rows[keep][fold_of[keep] < 0][0]) + 2
+        line = csv_line(everything.rows[keep][fold_of[keep] < 0][0])
         raise DataError(f"{everything.csv} line {line}: no fold validated this row")
     return pool(everything.subset(np.flatnonzero(keep)), probs[keep], fold_of[keep], classes)
 
@@ -131,7 +132,7 @@ def read_out_of_fold(run_dir: str | Path) -> OutOfFold:
     labels = frame["label"].map(index)
     if labels.isna().any():
         bad = int(np.flatnonzero(labels.isna().to_numpy())[0])
-        raise DataError(f"{paths[0]} line {bad + 2}: label {frame['label'].iloc[bad]!r} is "
+        raise DataError(f"{paths[0]} line {csv_line(bad)}: label {frame['label'].iloc[bad]!r} is "
                         f"not in classes.json")
     labels = labels.to_numpy(dtype=np.int64)
     metrics = classification_metrics(labels, probs.argmax(1))

@@ -16,7 +16,7 @@ import torch
 from fastleaf.data.augment import AugmentSpec, Draws
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, create_loader
-from fastleaf.loaders.cache_backend import epoch_order
+from fastleaf.loaders.base import epoch_order
 from fastleaf.loaders.torchvision_backend import TorchvisionLoader
 
 SIZE = 128          # the tiny set's JPEG size: no resize anywhere

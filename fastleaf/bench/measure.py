@@ -138,8 +138,8 @@ class LoaderPool:
         except Exception as err:   # a backend that cannot start here is reported, not fatal
             self.skipped[name] = f"could not start: {type(err).__name__}: {err}"
             return None
-        if getattr(loader, "fallback", None) or loader.backend != name:
-            self.skipped[name] = f"fell back to {loader.backend}: {getattr(loader, 'fallback', '')}"
+        if loader.fallback or loader.backend != name:
+            self.skipped[name] = f"fell back to {loader.backend}: {loader.fallback or ''}"
             return None
         return loader, time.perf_counter() - start
 

@@ -8,13 +8,23 @@ Every backend returns a :class:`Loader` that
   in :class:`~fastleaf.data.table.Samples` order;
 * takes ``set_epoch(n)`` so shuffling is reproducible and differs per epoch and per shard.
 
-The training loop, evaluation, prediction and the bench only see this interface.
+The rows each shard reads, and in which order, are decided here (``epoch_order``,
+``shard_range``, ``train_count``), so every backend that follows the base order reads the same
+rows in the same order for one seed, epoch and shard; DALI's reader shuffles with its own
+generator but keeps the base's sizes.  The training loop, evaluation, prediction and the bench
+only see this interface.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ..data.augment import AugmentSpec
+    from ..data.table import Samples
 
 
 @dataclass(frozen=True)
@@ -39,30 +49,78 @@ class LoaderOptions:
     dtype: torch.dtype = torch.float32   # image dtype handed to the model
 
 
-class Loader:
-    """Base class: subclasses implement ``_batches`` (device tensors) and sizes."""
-
-    backend = "base"
-    training = False
-    num_samples = 0
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.backend} loader, {self.num_samples} images, {len(self)} batches"
-
-
 def shard_range(n: int, shard: Shard) -> tuple[int, int]:
     """Contiguous [start, stop) rows of shard ``shard.index`` for eval (order kept)."""
     per = -(-n // shard.count)
     return min(n, shard.index * per), min(n, (shard.index + 1) * per)
+
+
+def train_count(n: int, options: LoaderOptions) -> int:
+    """Rows one shard reads in a training epoch: the same on every shard, so every rank runs
+    the same number of steps.  With ``drop_last`` whole batches only, at least one (a set
+    smaller than a batch wraps around to fill it)."""
+    per_shard = -(-n // options.shard.count)
+    if options.drop_last:
+        per_shard = max(options.batch_size, per_shard // options.batch_size * options.batch_size)
+    return per_shard
+
+
+def epoch_order(n: int, options: LoaderOptions, epoch: int) -> np.ndarray:
+    """This shard's rows for a training epoch, ``(train_count,)`` int64.
+
+    One permutation of all ``n`` rows per (seed, epoch), the same on every shard, wrapped
+    around until each shard is full; shard ``i`` takes every ``count``-th row from ``i``, so
+    shards are disjoint whenever no row had to be repeated.
+    """
+    per_shard, count = train_count(n, options), options.shard.count
+    order = np.random.default_rng((options.seed, epoch)).permutation(n)
+    order = np.resize(order, per_shard * count)
+    return order[options.shard.index::count].astype(np.int64, copy=False)
+
+
+def augment_seed(options: LoaderOptions) -> int:
+    """Seed of a shard's augmentation stream: different per shard, fixed by the run's seed."""
+    return options.seed * 7919 + options.shard.index
+
+
+class Loader:
+    """Base class: holds the rows and sizes; subclasses implement ``__iter__``.
+
+    ``__init__`` sets ``samples``, ``spec``, ``options``, ``training``, ``epoch``,
+    ``num_samples`` and ``rows`` (this shard's eval rows; None when training, where
+    :meth:`order` shuffles per epoch).
+    """
+
+    backend = "base"
+    # why the asked-for backend was not used (this loader is its stand-in); None when it was
+    fallback: str | None = None
+
+    def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
+        self.samples, self.spec, self.options = samples, spec, options
+        self.training = spec.train
+        self.epoch = 0
+        if self.training:
+            self.rows = None
+            self.num_samples = train_count(len(samples), options)
+        else:
+            self.rows = np.arange(*shard_range(len(samples), options.shard))
+            self.num_samples = len(self.rows)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.options.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> np.ndarray:
+        """Rows of this epoch in reading order: shuffled per (seed, epoch) and cut per shard
+        when training, else this shard's rows in table order."""
+        if self.training:
+            return epoch_order(len(self.samples), self.options, self.epoch)
+        return self.rows
+
+    def __iter__(self):
+        raise NotImplementedError
 
 
 def to_device_batch(images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor,

@@ -30,7 +30,7 @@ from ..data.imageio import ImageDecodeError, load_image
 from ..data.table import Samples, csv_line
 from ..errors import UsageError
 from ..utils.console import console, tracked
-from .base import Loader, LoaderOptions, norm_tensors, shard_range
+from .base import Loader, LoaderOptions, norm_tensors
 from .pinned import gather_batches
 
 HEADROOM = 0.8          # use at most this share of the free memory for the decoded set
@@ -122,15 +122,6 @@ def as_nchw(nhwc: torch.Tensor) -> torch.Tensor:
     return nhwc.permute(0, 3, 1, 2)
 
 
-def epoch_order(n: int, options: LoaderOptions, epoch: int) -> np.ndarray:
-    """This shard's rows for a training epoch, as the torchvision backend's EpochSampler."""
-    from .torchvision_backend import EpochSampler
-
-    sampler = EpochSampler(n, options.seed, options.shard, options.drop_last, options.batch_size)
-    sampler.epoch = epoch
-    return np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
-
-
 class CacheLoader(Loader):
     """Batches gathered from a decoded uint8 set held in RAM (``cache-ram``) or on the GPU.
 
@@ -141,10 +132,8 @@ class CacheLoader(Loader):
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions,
                  on_gpu: bool = False):
-        self.samples, self.spec, self.options = samples, spec, options
+        super().__init__(samples, spec, options)
         self.backend = "cache-gpu" if on_gpu else "cache-ram"
-        self.training = spec.train
-        self.epoch = 0
         device = options.device
         store = device if on_gpu else torch.device("cpu")
         start = time.perf_counter()
@@ -152,25 +141,10 @@ class CacheLoader(Loader):
                                               options.workers)
         self.decode_s = time.perf_counter() - start
         self.labels = torch.from_numpy(samples.labels).to(device)
-        if spec.train:
-            self.num_samples = len(epoch_order(len(samples), options, 0))
-            self.rows = None
-        else:
-            start, stop = shard_range(len(samples), options.shard)
-            self.rows = np.arange(start, stop)
-            self.num_samples = stop - start
         self.augment = BatchAugment(spec)
         # a CPU run renders views with OpenCV; a CUDA run augments the batch on the GPU
         self.views = cpu_views(spec, options) if device.type == "cpu" else None
         self.mean, self.std = norm_tensors(spec.mean, spec.std, device)
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.options.batch_size)
-
-    def order(self) -> np.ndarray:
-        """Rows of this epoch: shuffled (seeded by seed, epoch, shard) or the eval order."""
-        return epoch_order(len(self.samples), self.options, self.epoch) if self.training \
-            else self.rows
 
     def generators(self) -> tuple[torch.Generator, torch.Generator]:
         """(device, host) generators for the augmentation draws, reproducible per (seed, epoch,
@@ -279,6 +253,6 @@ def gpu_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Lo
                       f"in {free / 2**30:.2f} GiB of free GPU memory; falling back to "
                       f"cache-ram[/yellow]")
         loader = ram_cache(samples, spec, options)
-        loader.fallback = getattr(loader, "fallback", "cache-gpu: does not fit in GPU memory")
+        loader.fallback = loader.fallback or "cache-gpu: does not fit in GPU memory"
         return loader
     return CacheLoader(samples, spec, options, on_gpu=True)

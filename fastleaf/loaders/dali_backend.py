@@ -12,7 +12,8 @@ Shuffling: the reader reshuffles the whole file list after every epoch
 (``shuffle_after_epoch``, seeded with ``options.seed`` on every shard, so shards cut one
 global permutation).  The sequence of epoch orders is reproducible for a seed when epochs are
 read one after another from a fresh loader; ``set_epoch(n)`` records ``n`` but cannot seek the
-reader to epoch ``n``.  Augmentation randomness comes from the pipeline seed
+reader to epoch ``n``.  Rows and batches per shard are the base's (``train_count``,
+``shard_range``), as in every backend.  Augmentation randomness comes from the pipeline seed
 (``seed * 7919 + shard``), also reproducible for a seed.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..data.augment import AugmentSpec
 from ..data.imageio import ImageDecodeError, decode_rgb, probe, read_bytes
 from ..data.table import Samples, csv_line
 from ..errors import FastleafError
-from .base import Loader, LoaderOptions, shard_range
+from .base import Loader, LoaderOptions, augment_seed
 
 FALLBACK = "use --loader torchvision (or --loader auto) instead"
 READER = "Reader"
@@ -244,7 +245,7 @@ def build_pipeline(files: list[str], spec: AugmentSpec, options: LoaderOptions, 
 
     device_id = (options.device.index or 0) if gpu else None
     pipe = pipeline(batch_size=options.batch_size, num_threads=max(1, options.workers),
-                    device_id=device_id, seed=options.seed * 7919 + options.shard.index,
+                    device_id=device_id, seed=augment_seed(options),
                     prefetch_queue_depth=2)
     pipe.build()
     return pipe
@@ -257,34 +258,40 @@ class DaliLoader(Loader):
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
         require_dali()
-        self.spec, self.options, self.training = spec, options, spec.train
-        self.epoch = 0
-        batch = options.batch_size
-        if spec.train:
-            # wrap the list so every shard holds the same count (equal batch counts per rank)
-            per_shard = max(-(-len(samples) // options.shard.count),
-                            batch if options.drop_last else 1)
-            rows = np.resize(np.arange(len(samples)), per_shard * options.shard.count)
-            self.batches = per_shard // batch if options.drop_last else -(-per_shard // batch)
-            self.num_samples = self.batches * batch if options.drop_last else per_shard
-        else:
-            rows = np.arange(*shard_range(len(samples), options.shard))
-            self.batches, self.num_samples = -(-len(rows) // batch), len(rows)
-        self.samples = samples.subset(rows)
-        self.dataset = self.samples
-        # positions of distinct files (training lists wrap around, repeating a few)
+        super().__init__(samples, spec, options)
+        rows = self.reader_rows() if self.training else self.rows
+        # the reader's own file list: its labels are positions in it
+        self.listed = samples.subset(rows)
+        # positions of distinct rows (training lists wrap around, repeating a few)
         self.distinct = np.sort(np.unique(rows, return_index=True)[1])
-        check_headers(self.samples.subset(self.distinct))
-        self.labels = torch.as_tensor(self.samples.labels, dtype=torch.int64,
+        check_headers(self.listed.subset(self.distinct))
+        self.labels = torch.as_tensor(self.listed.labels, dtype=torch.int64,
                                       device=options.device)
         self.iterator = self.guard(self.start)
         self.unfinished = False
 
+    def reader_rows(self) -> np.ndarray:
+        """The training list the reader cuts into ``shard.count`` equal shards, wrapped around
+        so every shard holds the same count (equal batch counts per rank).
+
+        Each shard reads its whole slice; ``__iter__`` stops after ``len(self)`` batches, so
+        with ``drop_last`` a slice needs one full batch at least.
+        """
+        o, n = self.options, len(self.samples)
+        per_shard = max(-(-n // o.shard.count), o.batch_size if o.drop_last else 1)
+        return np.resize(np.arange(n), per_shard * o.shard.count)
+
+    def order(self) -> np.ndarray:
+        if self.training:
+            raise NotImplementedError("DALI's reader shuffles training rows with its own "
+                                      "generator; their order is only seen in the batches")
+        return self.rows
+
     def start(self):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        pipe = build_pipeline([str(p) for p in self.samples.paths], self.spec, self.options,
-                              shard=self.spec.train)
+        pipe = build_pipeline([str(p) for p in self.listed.paths], self.spec, self.options,
+                              shard=self.training)
         # PARTIAL + the reader's pad_last_batch: every row exactly once, padding dropped
         return DALIGenericIterator([pipe], ["images", "index"], reader_name=READER,
                                    last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
@@ -294,10 +301,7 @@ class DaliLoader(Loader):
         try:
             return step()
         except RuntimeError as err:
-            raise explain_failure(err, self.samples, self.distinct) from err
-
-    def __len__(self) -> int:
-        return self.batches
+            raise explain_failure(err, self.listed, self.distinct) from err
 
     def drain(self) -> None:
         """Read to the end of DALI's epoch; its StopIteration resets the reader (auto_reset).
@@ -315,7 +319,7 @@ class DaliLoader(Loader):
             # the reader cannot rewind mid-epoch: finish the old epoch so this one starts clean
             self.guard(self.drain)
         self.unfinished = True
-        for _ in range(self.batches):
+        for _ in range(len(self)):
             out = self.guard(lambda: next(self.iterator))[0]
             yield self.to_batch(out["images"], out["index"])
         self.guard(self.drain)   # the partial batch drop_last skips, then the epoch's end

@@ -2,19 +2,19 @@
 
 No file is read: a few normalised random batches are made once, in the model's dtype and layout,
 and handed out again and again.  The bench divides a real loader's images/sec by this one's to
-get the pipeline efficiency.  Labels are the samples' own (in order for eval/test, shuffled per
-epoch for training), so the sizes, shards and ``set_epoch`` behave as in every backend.
+get the pipeline efficiency.  Labels are the samples' own, in the base order (``Loader.order``:
+table order for eval/test, shuffled per epoch for training), so the sizes, shards and
+``set_epoch`` behave as in every backend.
 
     loader = create_loader(table.train, spec, options, backend="synthetic")
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..data.augment import AugmentSpec
 from ..data.table import Samples
-from .base import Loader, LoaderOptions, shard_range
+from .base import Loader, LoaderOptions
 
 POOL = 2    # distinct random batches, so no step sees exactly the previous input
 
@@ -23,17 +23,7 @@ class SyntheticLoader(Loader):
     backend = "synthetic"
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
-        from .cache_backend import epoch_order
-
-        self.samples, self.spec, self.options = samples, spec, options
-        self.training = spec.train
-        self.epoch = 0
-        if spec.train:
-            self.num_samples = len(epoch_order(len(samples), options, 0))
-        else:
-            start, stop = shard_range(len(samples), options.shard)
-            self.rows = np.arange(start, stop)
-            self.num_samples = stop - start
+        super().__init__(samples, spec, options)
         g = torch.Generator().manual_seed(options.seed)
         size = (min(options.batch_size, max(1, self.num_samples)), 3, spec.size, spec.size)
         # made on the host with a seeded generator, then moved: the same numbers on every device
@@ -45,15 +35,9 @@ class SyntheticLoader(Loader):
         x = x.to(o.device, o.dtype)
         return x.contiguous(memory_format=torch.channels_last) if o.channels_last else x
 
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.options.batch_size)
-
     def __iter__(self):
-        from .cache_backend import epoch_order
-
         bs = self.options.batch_size
-        order = epoch_order(len(self.samples), self.options, self.epoch) if self.training \
-            else self.rows
+        order = self.order()
         rows = torch.from_numpy(order).to(self.options.device)
         for step, start in enumerate(range(0, len(order), bs)):
             labels = self.labels.index_select(0, rows[start:start + bs])

@@ -25,7 +25,8 @@ from ..data.augment import AugmentSpec
 from ..data.imageio import load_image
 from ..data.table import Samples
 from ..utils.console import console
-from .base import Loader, LoaderOptions, Shard, norm_tensors, shard_range, to_device_batch
+from .base import (Loader, LoaderOptions, augment_seed, epoch_order, norm_tensors, train_count,
+                   to_device_batch)
 
 
 _SAID: set[str] = set()   # fallback reasons already printed in this process
@@ -126,25 +127,17 @@ def init_worker(worker_id: int) -> None:
 
 
 class EpochSampler(Sampler):
-    """Seeded per-epoch shuffle, split across shards (each shard gets the same count)."""
+    """The base's training order (:func:`~fastleaf.loaders.base.epoch_order`) as a sampler."""
 
-    def __init__(self, n: int, seed: int, shard: Shard, drop_last: bool, batch_size: int):
-        self.n, self.seed, self.shard = n, seed, shard
-        per_shard = -(-n // shard.count)
-        if drop_last:
-            per_shard = max(batch_size, per_shard // batch_size * batch_size)
-        self.per_shard = per_shard
+    def __init__(self, n: int, options: LoaderOptions):
+        self.n, self.options = n, options
         self.epoch = 0
 
     def __len__(self) -> int:
-        return self.per_shard
+        return train_count(self.n, self.options)
 
     def __iter__(self):
-        rng = np.random.default_rng((self.seed, self.epoch))
-        order = rng.permutation(self.n)
-        total = self.per_shard * self.shard.count
-        order = np.resize(order, total)           # wrap around so every shard is full
-        return iter(order[self.shard.index::self.shard.count][: self.per_shard].tolist())
+        return iter(epoch_order(self.n, self.options, self.epoch).tolist())
 
 
 def collate_uint8(batch):
@@ -158,44 +151,28 @@ class TorchvisionLoader(Loader):
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions,
                  pipeline: str = "auto"):
-        self.samples, self.spec, self.options = samples, spec, options
-        self.training = spec.train
-        self.epoch = 0
+        super().__init__(samples, spec, options)
         self.pipeline = pick_pipeline(pipeline)
-        seed = options.seed * 7919 + options.shard.index
-        if spec.train:
-            self.sampler = EpochSampler(len(samples), options.seed, options.shard,
-                                        options.drop_last, options.batch_size)
-            dataset = ImageDataset(samples, spec, self.pipeline, seed)
-            self.num_samples = len(self.sampler)
-        else:
-            start, stop = shard_range(len(samples), options.shard)
-            self.sampler = None
-            dataset = ImageDataset(samples.subset(np.arange(start, stop)), spec, self.pipeline,
-                                   seed)
-            self.num_samples = stop - start
-        self.dataset = dataset
+        seed = augment_seed(options)
+        # training reads every row through the sampler; eval reads this shard's rows in order
+        self.sampler = EpochSampler(len(samples), options) if self.training else None
+        self.dataset = ImageDataset(samples if self.training else samples.subset(self.rows),
+                                    spec, self.pipeline, seed)
         workers = options.workers
         # workers seed their augmentations from this generator (once, as they are persistent)
         self.generator = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
-            dataset, batch_size=options.batch_size, sampler=self.sampler, shuffle=False,
+            self.dataset, batch_size=options.batch_size, sampler=self.sampler, shuffle=False,
             num_workers=workers, collate_fn=collate_uint8,
             pin_memory=options.device.type == "cuda", drop_last=False,
             persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=self.generator, worker_init_fn=init_worker if workers > 0 else None)
         self.mean, self.std = norm_tensors(spec.mean, spec.std, options.device)
 
-    def __len__(self) -> int:
-        return len(self.loader)
-
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().set_epoch(epoch)
         if self.sampler is not None:
             self.sampler.epoch = epoch
-
-    def describe(self) -> str:
-        return f"{super().describe()}, {self.pipeline} pipeline"
 
     def __iter__(self):
         for images, labels in self.loader:

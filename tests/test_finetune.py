@@ -2,11 +2,13 @@
 head-only epochs, EMA weights in best.pt, and the per-model data config round trip."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn as nn
 
-from fastleaf.config import resolve_config
+from fastleaf.config import TrainConfig, resolve_config
 from fastleaf.models import create_model
 from fastleaf.models.data_config import data_config_of, model_data_config, resolve_data_config
 from fastleaf.train.freeze import BackboneFreeze, head_module
@@ -100,7 +102,7 @@ def test_model_data_config_comes_from_the_weights():
     assert model_data_config("resnet18").mean == pytest.approx((0.485, 0.456, 0.406))
     cfg = resolve_data_config(resolve_config(model="tf_efficientnet_lite1", img_size=224))
     assert cfg.img_size == 224 and cfg.mean == [0.5] * 3 and cfg.interpolation == "bicubic"
-    old = data_config_of({"img_size": 112})          # a run saved before mean/std were kept
+    old = data_config_of(TrainConfig.from_dict({"img_size": 112}))  # saved before mean/std were kept
     assert old.size == 112 and old.mean == pytest.approx((0.485, 0.456, 0.406))
 
 
@@ -132,7 +134,6 @@ def test_best_checkpoint_holds_the_ema_weights(ema_run):
 
 def test_prediction_normalises_as_training_did(ema_run):
     from fastleaf.predict.ensemble import PredictSettings, ensemble_probs, load_members
-    from fastleaf.predict.scoring import run_val_samples, split_key
     from fastleaf.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(ema_run / "best.pt")
@@ -140,13 +141,13 @@ def test_prediction_normalises_as_training_did(ema_run):
     settings = PredictSettings(tta="none", batch_size=8, device="cpu", workers=0, amp=False,
                                loader="torchvision")
     members = load_members([ema_run])
-    samples = run_val_samples(split_key(members[0], None), members[0].classes)
+    samples = members[0].run.val_samples()
     probs = ensemble_probs(members, samples, settings)["none"].probs
     # the validation accuracy training recorded is reproduced from the checkpoint alone
     acc = float((probs.argmax(-1) == torch.as_tensor(samples.labels)).float().mean())
     assert acc == pytest.approx(state["metrics"]["acc"], abs=1e-6)
-    members[0].state["config"]["mean"] = [0.485, 0.456, 0.406]    # as if ImageNet's were used
-    members[0].state["config"]["std"] = [0.229, 0.224, 0.225]
+    run = members[0].run                                          # as if ImageNet's were used
+    run.config = replace(run.config, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     other = ensemble_probs(members, samples, settings)["none"].probs
     assert not torch.allclose(probs, other, atol=1e-4)
 

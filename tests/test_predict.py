@@ -11,7 +11,7 @@ from fastleaf.config import resolve_config
 from fastleaf.predict import runner
 from fastleaf.predict.ensemble import (PredictSettings, average_probs, ensemble_probs,
                                        load_members, parse_weights)
-from fastleaf.predict.scoring import evaluate_checkpoints, run_val_samples, split_key
+from fastleaf.predict.scoring import evaluate_checkpoints
 from fastleaf.predict.submission import SubmissionError, check_submission, write_submission
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastleaf.train.trainer import fit
@@ -95,7 +95,7 @@ def test_average_probs_by_hand():
 def test_ensemble_of_identical_checkpoints_equals_one(run_dir):
     one = load_members([run_dir])
     two = load_members([run_dir, run_dir / "best.pt"], weights="1,3")
-    samples = run_val_samples(split_key(one[0], None), one[0].classes)
+    samples = one[0].run.val_samples()
     p1 = ensemble_probs(one, samples, FAST)["none"]
     p2 = ensemble_probs(two, samples, FAST)["none"]
     assert p2.members == 2
@@ -111,7 +111,7 @@ def test_weighted_ensemble_of_different_members_is_their_weighted_mean(run_dir, 
                                 for k, v in state["model"].items()}}
     save_checkpoint(tmp_path / "other.pt", other)
     a, b = load_members([run_dir]), load_members([tmp_path / "other.pt"])
-    samples = run_val_samples(split_key(a[0], None), a[0].classes)
+    samples = a[0].run.val_samples()
     pa = ensemble_probs(a, samples, FAST)["none"].probs
     pb = ensemble_probs(b, samples, FAST)["none"].probs
     assert not torch.allclose(pa, pb, atol=1e-3)          # the members really differ

@@ -13,7 +13,8 @@ from fastleaf.config import resolve_config
 from fastleaf.data.augment import AugmentSpec
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, create_loader
-from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from fastleaf.predict.run_folder import open_run
+from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
 from fastleaf.train.loop import evaluate
 from fastleaf.train.metrics import classification_metrics
 from fastleaf.train.precision import create_precision
@@ -67,7 +68,7 @@ def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
     table = load_table(cfg["data"], val_fraction=cfg["val_fraction"], seed=cfg["seed"])
     loader = create_loader(table.val, AugmentSpec.eval_preset(112),
                            LoaderOptions(batch_size=5, workers=0), "torchvision")
-    loss, preds, labels, _ = evaluate(model_from_checkpoint(state), loader,
+    loss, preds, labels, _ = evaluate(open_run(out).build_model(), loader,
                                       create_precision(False, torch.device("cpu")),
                                       torch.nn.CrossEntropyLoss())
     assert len(labels) == len(table.val)

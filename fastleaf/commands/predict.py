@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ensemble = f", {len(result.members)} checkpoints" if len(result.members) > 1 else ""
     table = Table(title=escape(Path(args.target).name),
-                  caption=f"{result.members[0].state['model_name']}, tta {args.tta}{ensemble}")
+                  caption=f"{result.members[0].run.model_name}, tta {args.tta}{ensemble}")
     table.add_column("#", justify="right")
     table.add_column("species")
     table.add_column("probability", justify="right")

@@ -7,7 +7,7 @@ checkpoint stores that config, and every later reader rebuilds the same normalis
 (:func:`data_config_of`), so prediction normalises exactly as training did.
 
     dc = model_data_config("tf_efficientnet_lite0")   # DataConfig(224, (0.5,)*3, (0.5,)*3, ...)
-    spec = eval_spec(data_config_of(checkpoint["config"]))
+    spec = eval_spec(data_config_of(open_run("runs/x").config))
 """
 from __future__ import annotations
 
@@ -67,20 +67,23 @@ def _triple(values, key: str) -> tuple[float, float, float]:
     return values
 
 
-def data_config_of(config: dict) -> DataConfig:
-    """The data config a run trained with, from its saved config (a checkpoint's ``config``).
+def data_config_of(cfg) -> DataConfig:
+    """The data config a run trained with, from its config (a TrainConfig, as
+    :func:`fastleaf.predict.run_folder.open_run` reads it from a checkpoint).
 
-    Runs saved before mean/std were recorded normalised with ImageNet's statistics at 224.
+    Runs saved before mean/std were recorded normalised with ImageNet's statistics at 224:
+    the :class:`DataConfig` defaults stand in for whatever the run left unset.
     """
-    def pick(key, fallback):
-        value = config.get(key)
+    base = DataConfig()
+
+    def pick(value, fallback):
         return fallback if value is None else value
 
-    return DataConfig(size=int(pick("img_size", DEFAULT_SIZE)),
-                      mean=_triple(pick("mean", IMAGENET_MEAN), "mean"),
-                      std=_triple(pick("std", IMAGENET_STD), "std"),
-                      interpolation=str(pick("interpolation", "bilinear")),
-                      crop_pct=float(pick("crop_pct", 1.0)))
+    return DataConfig(size=int(pick(cfg.img_size, base.size)),
+                      mean=_triple(pick(cfg.mean, base.mean), "mean"),
+                      std=_triple(pick(cfg.std, base.std), "std"),
+                      interpolation=str(pick(cfg.interpolation, base.interpolation)),
+                      crop_pct=float(pick(cfg.crop_pct, base.crop_pct)))
 
 
 def train_spec(dc: DataConfig, strength: str) -> AugmentSpec:

@@ -20,40 +20,38 @@ import torch
 from ..config import TrainConfig
 from ..data.table import Samples
 from ..errors import UsageError
-from ..loaders import LoaderOptions, create_loader, resolve_backend
-from ..models.data_config import DataConfig, data_config_of, eval_spec
-from ..train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from ..models.data_config import DataConfig
+from ..train.checkpoint import CheckpointError
 from ..train.loop import predict_logits
 from ..train.precision import amp_is_fast, create_precision
 from ..utils.console import tracked
-from ..utils.device import configure_device, default_workers, resolve_device
+from ..utils.device import configure_device, resolve_device
 from . import tta as tta_views
+from .run_folder import SavedRun, open_run
 
 
 @dataclass
 class Member:
     """One checkpoint of an ensemble and its (normalised) weight."""
 
-    path: Path
-    state: dict
+    run: SavedRun
     weight: float = 1.0
 
     @property
-    def config(self) -> dict:
-        return self.state.get("config", {})
+    def path(self) -> Path:
+        return self.run.path
 
     @property
     def train_config(self) -> TrainConfig:
-        """The run's configuration, every option the checkpoint does not record at its default."""
-        return TrainConfig.from_dict(self.config, str(self.path))
+        return self.run.config
 
     @property
     def classes(self) -> list[str]:
-        return list(self.state["classes"])
+        return self.run.classes
 
     @property
     def data(self) -> DataConfig:
-        return data_config_of(self.config)
+        return self.run.data
 
     @property
     def img_size(self) -> int:
@@ -152,7 +150,7 @@ def load_members(specs: Sequence[str | Path], weights=None) -> list[Member]:
                 raise
             raw = parse_weights(weights, len(paths))
     total = sum(raw)
-    members = [Member(p, load_checkpoint(p), w / total) for p, w in zip(paths, raw)]
+    members = [Member(open_run(p), w / total) for p, w in zip(paths, raw)]
     check_classes(members)
     return members
 
@@ -200,22 +198,8 @@ def prepare_member(member: Member, settings: PredictSettings, device: torch.devi
     channels_last = bool(_pick(settings.channels_last, trained.channels_last))
     amp = amp_is_fast(device) if settings.amp == "auto" else bool(_pick(settings.amp, trained.amp))
     precision = create_precision(amp, device, _pick(settings.amp_dtype, trained.amp_dtype))
-    model = model_from_checkpoint(member.state).to(device)
-    if channels_last:
-        # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
-        model.to(memory_format=torch.channels_last)
     batch_size = int(_pick(settings.batch_size, trained.batch_size))
-    return model, precision, channels_last, batch_size
-
-
-def make_eval_loader(samples: Samples, data: DataConfig, batch_size: int, channels_last: bool,
-                     device: torch.device, settings: PredictSettings):
-    """An eval-preset loader (every row once, in order) through the loader seam."""
-    backend, _ = resolve_backend(settings.loader, device)
-    workers = default_workers(device) if settings.workers is None else settings.workers
-    options = LoaderOptions(batch_size=batch_size, device=device, channels_last=channels_last,
-                            workers=min(workers, max(1, -(-len(samples) // batch_size))))
-    return create_loader(samples, eval_spec(data), options, backend)
+    return member.run.build_model(device, channels_last), precision, channels_last, batch_size
 
 
 def ensemble_probs(members: Sequence[Member], samples: Samples, settings: PredictSettings,
@@ -241,9 +225,10 @@ def ensemble_probs(members: Sequence[Member], samples: Samples, settings: Predic
     labels = expected
     for number, member in enumerate(members, start=1):
         model, precision, channels_last, batch_size = prepare_member(member, settings, device)
-        loader = make_eval_loader(samples, member.data, batch_size, channels_last, device,
-                                  settings)
-        how.append(f"{member.state['model_name']} {member.img_size}px on {device}, "
+        loader = member.run.eval_loader(samples, device, batch_size=batch_size,
+                                        channels_last=channels_last, loader=settings.loader,
+                                        workers=settings.workers)
+        how.append(f"{member.run.model_name} {member.img_size}px on {device}, "
                    f"{precision.name}{', channels_last' if channels_last else ''}, "
                    f"batch {batch_size}, {loader.backend} loader")
         for name in ttas:

@@ -1,7 +1,7 @@
 """``evaluate_checkpoints``: validation metrics without and with TTA, for one run or an ensemble.
 
 The validation rows are rebuilt from each checkpoint's config (data, val_fraction, seed, fold,
-folds -> the identical split), or read from a labelled CSV.  Fold runs of one k-fold each score
+folds -> the identical split; :meth:`SavedRun.table`), or read from a labelled CSV.  Fold runs of one k-fold each score
 their own held-out fold, and the folds' predictions are pooled (out-of-fold scoring).
 
     result = evaluate_checkpoints(["runs/cnn-20240101"], tta="flips")
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from ..data.table import DataError, Layout, Samples, load_table, read_csv, samples_from_frame
+from ..data.table import DataError, Layout, Samples, read_csv, samples_from_frame
 from ..data.table import encode_labels
 from ..errors import UsageError
 from ..train.metrics import METRIC_NAMES, classification_metrics
@@ -48,31 +48,12 @@ def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[st
     return samples_from_frame(csv.stem, frame, labels, layout, csv)
 
 
-def split_key(member: Member, data_dir) -> tuple:
-    """What decides a run's validation rows; equal keys -> identical splits."""
-    c = member.train_config
-    data = str(data_dir if data_dir is not None else c.data)
-    if c.folds:
-        # runs saved before near-duplicate grouping existed were split without it
-        grouped = "group_near_duplicates" in member.config and bool(c.group_near_duplicates)
-        return (data, None, c.seed, c.fold or 0, c.folds, grouped)
-    return (data, c.val_fraction, c.seed, None, None, False)
-
-
-def run_val_samples(key: tuple, classes: list[str]) -> Samples:
-    """The validation split a run trained with, rebuilt from its split key."""
-    data, val_fraction, seed, fold, folds, grouped = key
-    data = None if data == "None" else data
+def run_val_samples(member: Member, data_dir) -> Samples:
+    """The validation split ``member``'s run trained with (``data_dir`` replaces its data)."""
     try:
-        table = load_table(data, val_fraction=val_fraction if val_fraction is not None else 0.2,
-                           seed=seed, fold=fold, folds=folds, classes=classes,
-                           group_near_duplicates=grouped)
+        return member.run.val_samples(data_dir)
     except DataError as err:
         raise DataError(f"{err} (the run's data folder; pass --data to point elsewhere)") from None
-    if len(table.val) == 0:
-        raise DataError("a final fit (--val-fraction 0) has no validation rows; score it on a "
-                        "labelled --csv")
-    return table.val
 
 
 def _pooled(groups, ttas) -> tuple[dict, dict, torch.Tensor]:
@@ -111,9 +92,9 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips
     else:
         by_key: dict[tuple, list[Member]] = {}
         for m in members:
-            by_key.setdefault(split_key(m, data_dir), []).append(m)
+            by_key.setdefault(m.run.split_key(data_dir), []).append(m)
         groups = [(s, ensemble_probs(group, s, settings, ttas))
-                  for s, group in ((run_val_samples(k, classes), g) for k, g in by_key.items())]
+                  for s, group in ((run_val_samples(g[0], data_dir), g) for g in by_key.values())]
         rows = np.concatenate([s.rows for s, _ in groups])
         if len(np.unique(rows)) != len(rows):
             raise UsageError("these checkpoints validate on different, overlapping splits; "

@@ -1,6 +1,7 @@
 """Checkpoints are plain dicts of tensors and primitives, written atomically.
 
-``torch.load(weights_only=True)`` reads them, so loading never runs pickled code.
+``torch.load(weights_only=True)`` reads them, so loading never runs pickled code;
+:func:`fastleaf.predict.run_folder.open_run` turns one back into its config and model.
 
     {"format": 1, "model_name": "cnn", "model": state_dict, "classes": [...],
      "config": {...}, "epoch": 3, "metrics": {"acc": ..}, "best_score": 2.1,
@@ -52,14 +53,3 @@ def why(err: Exception) -> str:
                and not line.startswith(("Weights only load failed", "Check the documentation"))]
     return reasons[0][:300] if reasons else type(err).__name__
 
-
-def model_from_checkpoint(state: dict):
-    """Rebuild the model a checkpoint was trained as, with its weights, in eval mode."""
-    from ..config import TrainConfig
-    from ..models import create_model
-
-    config = TrainConfig.from_dict(state.get("config", {}), "checkpoint")
-    model = create_model(state["model_name"], len(state["classes"]),
-                         finetune_all=config.finetune_all)
-    model.load_state_dict(state["model"])
-    return model.eval()

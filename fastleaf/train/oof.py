@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.table import (DataError, csv_line, csv_row, load_table, resolve_layout,
-                          save_classes)
+from ..data.table import DataError, csv_line, load_table, resolve_layout, save_classes
 from ..predict.ensemble import PredictSettings, ensemble_probs, load_members
+from ..predict.run_folder import dropped_rows
 from ..predict.submission import write_probs
 from ..utils.atomic import atomic_path
 from .metrics import classification_metrics
@@ -37,17 +37,6 @@ class OutOfFold:
     labels: np.ndarray           # (rows,) class ids
     classes: list[str]
     metrics: dict[str, float]    # acc, f1_macro, kappa, sum over every row
-
-
-def dropped_rows(run_dir: Path, train_csv: Path) -> set[int]:
-    """train.csv rows a ``--skip-bad`` run left out (its ``bad_rows.csv`` errors)."""
-    path = run_dir / "bad_rows.csv"
-    if not path.is_file():
-        return set()
-    found = pd.read_csv(path, dtype=str, keep_default_na=False)
-    mine = found[(found["severity"] == "error") & (found["line"] != "")
-                 & (found["csv"].map(lambda c: Path(c).name) == train_csv.name)]
-    return {csv_row(line) for line in mine["line"]}
 
 
 def fold_settings(cfg) -> PredictSettings:

@@ -96,7 +96,7 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
                             channels_last=cfg.channels_last, workers=split.workers,
                             seed=cfg.seed, shard=shard, dtype=dtype)
     # the model's data config (size, mean/std) as resolved into the run's config
-    data = data_config_of(cfg.to_dict())
+    data = data_config_of(cfg)
     # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
     # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
     train = create_loader(table.train, train_spec(data, cfg.augment),

@@ -1,52 +1,39 @@
 """Which classes a run confuses: its best checkpoint re-run over its own validation split.
 
-The split is rebuilt from the run's ``config.yaml`` (data, val_fraction, seed, fold, folds), so
-these are the very images the run was scored on.
+The split is rebuilt from the run's config (data, val_fraction, seed, fold, folds, near-duplicate
+grouping, rows left out), so these are the very images the run was scored on.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.metrics import confusion_matrix
 
-from ..config import TrainConfig
-from ..data.table import Table, load_table
-from ..loaders import LoaderOptions, create_loader
-from ..models.data_config import data_config_of, eval_spec
-from ..train.checkpoint import load_checkpoint, model_from_checkpoint
-from ..train.loop import predict_logits
-from ..train.precision import create_precision
-from ..utils.console import tracked
-from ..utils.device import resolve_device
+from ..data.table import Table
+from ..predict.ensemble import Member, PredictSettings, ensemble_probs
+from ..predict.run_folder import open_run
+from ..predict.run_folder import run_table as table_of_run
 from .runs import Run
 
 
-def run_table(run: Run, classes: list[str] | None = None) -> Table:
-    """The run's data table with its own split (and class list, when given)."""
-    cfg = TrainConfig.from_dict(run.config, str(run.path / "config.yaml"))
-    return load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
-                      folds=cfg.folds, classes=classes or run.classes or None)
+def run_table(run: Run) -> Table:
+    """The data table of a run folder's ``config.yaml``, with its split and class list."""
+    return table_of_run(run.config, run.recorded, run.classes or None, run.path)
 
 
-def validation_predictions(run: Run, device: str = "auto",
-                           workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(true ids, predicted ids, class names) of ``run``'s best.pt over its validation split."""
-    state = load_checkpoint(run.path / "best.pt")
-    cfg = TrainConfig.from_dict(state["config"], str(run.path / "best.pt"))
-    table = run_table(run, list(state["classes"]))
-    dev = resolve_device(device)
-    model = model_from_checkpoint(state).to(dev)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    options = LoaderOptions(batch_size=cfg.batch_size, device=dev,
-                            channels_last=bool(cfg.channels_last), workers=workers, seed=cfg.seed)
-    loader = create_loader(table.val, eval_spec(data_config_of(cfg.to_dict())), options,
-                           "torchvision")
-    # the run's own precision, so the predictions are the ones its metrics came from
-    precision = create_precision(bool(cfg.amp), dev, cfg.amp_dtype)
-    batches = tracked(loader, f"{run.path.name}: validation predictions")
-    logits, labels, _ = predict_logits(model, batches, precision)
-    return labels.numpy(), logits.argmax(-1).numpy(), list(state["classes"])
+def validation_predictions(run: Run, device: str = "auto", workers: int = 0,
+                           data_dir=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true ids, predicted ids, class names) of ``run``'s best.pt over its validation split.
+
+    The model, its normalisation, batch size, layout and precision are the checkpoint's own,
+    so the predictions are the ones its metrics came from; ``data_dir`` replaces the data
+    folder it recorded.
+    """
+    saved = open_run(run.path)
+    settings = PredictSettings(tta="none", batch_size=None, device=device, amp=None,
+                               amp_dtype=None, channels_last=None, loader="torchvision",
+                               workers=workers)
+    out = ensemble_probs([Member(saved)], saved.table(data_dir).val, settings)["none"]
+    return out.labels.numpy(), out.probs.argmax(-1).numpy(), saved.classes
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -10,8 +10,8 @@ import torch.nn as nn
 from ..data.imageio import load_image
 from ..errors import MissingFileError
 from ..loaders.base import norm_tensors
-from ..models.data_config import DataConfig, data_config_of
-from ..train.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.data_config import DataConfig
+from ..predict.run_folder import open_run
 
 
 @dataclass
@@ -20,16 +20,15 @@ class LoadedModel:
     name: str                 # the checkpoint's model_name
     img_size: int             # the input side the model was trained on
     classes: list[str]
-    path: Path
-    data: DataConfig = DataConfig()   # its normalisation
+    path: Path                # the checkpoint file
+    data: DataConfig          # its normalisation
 
 
 def load_model(checkpoint: str | Path) -> LoadedModel:
     """Rebuild a checkpoint's model (weights-only loading); a run folder means its best.pt."""
-    state = load_checkpoint(checkpoint)
-    data = data_config_of(state.get("config", {}))
-    return LoadedModel(model_from_checkpoint(state), state["model_name"], data.size,
-                       list(state["classes"]), Path(checkpoint), data)
+    run = open_run(checkpoint)
+    return LoadedModel(run.build_model(), run.model_name, run.data.size, run.classes, run.path,
+                       run.data)
 
 
 def prepare_image(path: str | Path, size: int,

@@ -56,7 +56,8 @@ def class_distribution(run: Run, out_dir: Path, required: bool) -> tuple[Section
 def mistakes(run: Run, out_dir: Path, top_pairs: int, worst: int, device: str,
              workers: int) -> tuple[list[Section], dict]:
     """Confusion of ``run``'s best checkpoint on its validation split: pairs and worst classes."""
-    y_true, y_pred, classes = validation_predictions(run, device, workers)
+    # the data folder of the run's config.yaml, where a moved run's data is pointed
+    y_true, y_pred, classes = validation_predictions(run, device, workers, run.config.data)
     cm = confusion(y_true, y_pred, len(classes))
     pairs = confused_pairs(cm, classes, top_pairs)
     bad = worst_classes(cm, classes, worst)

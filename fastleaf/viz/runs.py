@@ -1,7 +1,7 @@
 """Read run folders (``metrics.csv``, ``config.yaml``, ``classes.json``) for reports.
 
     run = read_run("runs/cnn-20240101-120000")
-    run.best["acc"], run.config["model"], [r["val_loss"] for r in run.rows]
+    run.best["acc"], run.config.model, [r["val_loss"] for r in run.rows]
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ..config import TrainConfig
 from ..errors import MissingFileError, UsageError
+from ..predict.run_folder import read_folder_config
 from ..train.records import EPOCH_COLUMNS, read_rows
 
 # the paper's Table 3, plus how the speed was reached
@@ -23,7 +23,8 @@ TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_ep
 class Run:
     path: Path
     name: str
-    config: dict
+    config: TrainConfig       # config.yaml, every option it does not record at its default
+    recorded: frozenset[str]  # the options config.yaml records
     classes: list[str]
     rows: list[dict]          # metrics.csv, numbers as floats (epoch as int)
 
@@ -34,7 +35,7 @@ class Run:
 
     @property
     def model(self) -> str:
-        return str(self.config.get("model", "?"))
+        return self.config.model
 
 
 def parse_rows(path: Path) -> list[dict]:
@@ -67,12 +68,10 @@ def read_run(path: str | Path) -> Run:
     for name in ("metrics.csv", "config.yaml"):
         if not (path / name).is_file():
             raise MissingFileError(f"{path / name}: missing (is {path} a fastleaf run folder?)")
-    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    if not isinstance(config, dict):
-        raise UsageError(f"{path / 'config.yaml'}: expected a mapping of option: value")
+    config, recorded = read_folder_config(path)
     classes_file = path / "classes.json"
     classes = json.loads(classes_file.read_text()) if classes_file.is_file() else []
-    return Run(path, path.name, config, classes, parse_rows(path / "metrics.csv"))
+    return Run(path, path.name, config, recorded, classes, parse_rows(path / "metrics.csv"))
 
 
 def read_runs(paths) -> list[Run]:
@@ -87,12 +86,12 @@ def read_runs(paths) -> list[Run]:
     return runs
 
 
-def setup_label(config: dict) -> str:
+def setup_label(config: TrainConfig) -> str:
     """How a run computed: fp32 or amp, plus NHWC and compile when used."""
-    parts = ["amp" if config.get("amp") else "fp32"]
-    if config.get("channels_last"):
+    parts = ["amp" if config.amp else "fp32"]
+    if config.channels_last:
         parts.append("channels_last")
-    if config.get("compile"):
+    if config.compile:
         parts.append("compile")
     return "+".join(parts)
 
@@ -104,7 +103,7 @@ def comparison_rows(runs: list[Run]) -> list[dict]:
         best = run.best
         table.append({
             "run": run.name, "model": run.model, "epochs": max(r["epoch"] for r in run.rows),
-            "batch_size": run.config.get("batch_size", ""), "lr": run.config.get("lr", ""),
+            "batch_size": run.config.batch_size, "lr": run.config.lr,
             "setup": setup_label(run.config), "best_epoch": best["epoch"],
             **{k: best.get(k, float("nan")) for k in ("acc", "f1_macro", "kappa", "sum",
                                                        "img_per_s")}})

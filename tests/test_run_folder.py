@@ -161,3 +161,18 @@ def test_the_report_reads_unrecorded_options_at_their_defaults(tmp_path):
     assert (row["model"], row["batch_size"], row["lr"]) == ("vgg16", defaults.batch_size,
                                                             defaults.lr)
     assert row["best_epoch"] == 2 and row["setup"] == "fp32"
+
+
+def test_resuming_an_old_folder_compares_with_the_defaults_it_ran_with(tmp_path):
+    from fastleaf.train.checkpoint import CheckpointError
+    from fastleaf.train.resume import resume_config
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("model: cnn\nepochs: 2\n")   # no val_fraction recorded
+    (folder / "last.pt").write_bytes(b"")
+    default = TrainConfig().val_fraction
+    cfg = resume_config(folder, val_fraction=default, epochs=4)
+    assert (cfg.val_fraction, cfg.epochs, cfg.resume) == (default, 4, str(folder))
+    with pytest.raises(CheckpointError, match=rf"--val-fraction 0.3 \(the run has {default}\)"):
+        resume_config(folder, val_fraction=0.3)

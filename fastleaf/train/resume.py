@@ -21,20 +21,20 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "last.pt").is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (needs config.yaml and last.pt)")
     values = load_yaml(run_dir / "config.yaml")
+    # what the run used: an option its config.yaml does not record was at its default
+    saved = TrainConfig.from_dict(values, str(run_dir / "config.yaml")).to_dict()
     given = {k: v for k, v in overrides.items() if v is not None and k in KEYS}
     for key, value in given.items():
         check_value(key, value, f"--{key.replace('_', '-')}")
-    fixed = {k: (values.get(k), v) for k, v in given.items()
-             if k in FIXED_ON_RESUME and v != values.get(k)}
+    fixed = {k: (saved[k], v) for k, v in given.items()
+             if k in FIXED_ON_RESUME and v != saved[k]}
     if fixed:
         said = ", ".join(f"--{k.replace('_', '-')} {new!r} (the run has {old!r})"
                          for k, (old, new) in sorted(fixed.items()))
         raise CheckpointError(f"{run_dir}: cannot resume with {said}; a resumed run keeps its "
                               f"model and split (start a new run with --out for that)")
-    values.update(given)
-    values["out"] = str(run_dir)
-    values["resume"] = str(run_dir)
-    return TrainConfig.from_dict(values, str(run_dir / "config.yaml"))
+    return TrainConfig.from_dict({**saved, **given, "out": str(run_dir), "resume": str(run_dir)},
+                                 str(run_dir / "config.yaml"))
 
 
 def rng_state(device: torch.device | None = None) -> dict:

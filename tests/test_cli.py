@@ -65,3 +65,17 @@ def test_device_cuda_without_cuda_is_a_user_error(capsys):
 
     with pytest.raises(FastleafError, match="--device cpu"):
         resolve_device("cuda")
+
+
+def test_prediction_flags_default_to_the_prediction_settings():
+    from dataclasses import replace
+
+    from fastleaf.commands.tta_predict import settings_from_args
+    from fastleaf.predict.settings import PredictSettings
+
+    args = build_parser().parse_args(["tta-predict", "--checkpoint", "run"])
+    assert settings_from_args(args) == replace(PredictSettings(), tta="flips")
+    # evaluate inherits the run's own batch size, precision and layout
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "run", "--tta", "none"])
+    assert settings_from_args(args) == replace(PredictSettings(), batch_size=None, amp=None,
+                                               amp_dtype=None, channels_last=None)

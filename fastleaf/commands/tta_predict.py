@@ -15,8 +15,9 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                              checkpoint_required: bool = True) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
     from ..config import LOADERS
-    from ..predict import DEFAULT_CROP_FRACTION
+    from ..predict.settings import PredictSettings
 
+    own = PredictSettings()
     flag = argparse.BooleanOptionalAction
     p.add_argument("--checkpoint", action="append", required=checkpoint_required, metavar="PATH",
                    help="best.pt, a run folder, or a folder of fold runs (repeatable)")
@@ -24,26 +25,26 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                    help="ensemble weights, comma-separated, one per --checkpoint (or one per "
                         "checkpoint file); default equal")
     add_deprecated(p, "--weights", "--member-weights")
-    p.add_argument("--crop-fraction", type=float, default=DEFAULT_CROP_FRACTION,
-                   help=f"five-crop side fraction ({DEFAULT_CROP_FRACTION})")
+    p.add_argument("--crop-fraction", type=float, default=own.crop_fraction,
+                   help=f"five-crop side fraction ({own.crop_fraction})")
     run_default = "the run's own" if inherit else "on"
-    p.add_argument("-b", "--batch-size", type=int, default=None if inherit else 256,
-                   help="images per batch (" + ("the run's own" if inherit else "256") + ")")
-    p.add_argument("--amp", action=flag, default=None if inherit else "auto",
+    p.add_argument("-b", "--batch-size", type=int, default=None if inherit else own.batch_size,
+                   help=f"images per batch ({run_default if inherit else own.batch_size})")
+    p.add_argument("--amp", action=flag, default=None if inherit else own.amp,
                    help="mixed precision, bf16 on CPU (" + ("the run's own" if inherit else
                    "auto: on for CUDA and for CPUs with native bf16, off on AVX2-only CPUs "
                    "where bf16 is emulated and slower") + ")")
     p.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"],
-                   default=None if inherit else "auto")
-    p.add_argument("--channels-last", action=flag, default=None if inherit else True,
+                   default=None if inherit else own.amp_dtype)
+    p.add_argument("--channels-last", action=flag, default=None if inherit else own.channels_last,
                    help=f"NHWC memory format ({run_default})")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--loader", choices=LOADERS, default="auto", help=LOADER_HELP)
+    p.add_argument("--device", default=own.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--loader", choices=LOADERS, default=own.loader, help=LOADER_HELP)
     p.add_argument("-j", "--workers", type=int, help="loader worker processes")
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..predict.ensemble import PredictSettings
+    from ..predict.settings import PredictSettings
 
     return PredictSettings(tta=args.tta, crop_fraction=args.crop_fraction,
                            batch_size=args.batch_size, device=args.device, amp=args.amp,

@@ -28,6 +28,7 @@ from ..utils.console import tracked
 from ..utils.device import configure_device, resolve_device
 from . import tta as tta_views
 from .run_folder import SavedRun, open_run
+from .settings import PredictSettings
 
 
 @dataclass
@@ -56,22 +57,6 @@ class Member:
     @property
     def img_size(self) -> int:
         return self.data.size
-
-
-@dataclass
-class PredictSettings:
-    """How to run the models.  ``None`` means "as the checkpoint was trained"; ``amp="auto"``
-    turns autocast on where it is fast (see :func:`fastleaf.train.precision.amp_is_fast`)."""
-
-    tta: str = "none"
-    crop_fraction: float = tta_views.DEFAULT_CROP_FRACTION
-    batch_size: int | None = 256
-    device: str = "auto"
-    amp: bool | str | None = "auto"
-    amp_dtype: str | None = "auto"
-    channels_last: bool | None = True
-    loader: str = "auto"
-    workers: int | None = None
 
 
 @dataclass

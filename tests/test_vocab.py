@@ -91,3 +91,14 @@ def test_auto_loader_on_a_cpu_caches_when_the_set_fits(monkeypatch):
     assert backend == "torchvision" and "do not fit" in why
     # one pass over the images (prediction) gains nothing from a cache
     assert resolve_backend("auto", cpu)[0] == "torchvision"
+
+
+def test_train_help_names_the_dataclass_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = TrainConfig()
+    for said in (f"({defaults.plateau_factor})", f"({defaults.plateau_patience})",
+                 f"({defaults.min_lr:g})", f"({defaults.model_ema_decay})",
+                 f"({defaults.val_fraction})"):
+        assert said in text

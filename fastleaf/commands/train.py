@@ -14,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # every flag defaults to None so that --config values apply unless a flag is given;
     # the short and second long names are timm train.py's, so its users' commands carry over
     from ..config import LOADERS
+    from ..config import TrainConfig as D     # the defaults the help texts name
 
     flag = argparse.BooleanOptionalAction
     p.add_argument("--config", help="a built-in recipe (fastleaf configs lists them) or a YAML "
@@ -23,12 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
                    "default: references/*.csv with images under data/")
-    g.add_argument("--val-fraction", type=float, help="validation share per class (0.2); "
+    g.add_argument("--val-fraction", type=float,
+                   help=f"validation share per class ({D.val_fraction}); "
                    "0 trains on every row with no validation (a final fit: best.pt = last epoch)")
     g.add_argument("--folds", type=int, help="stratified folds; validate on --fold, or without "
                    "--fold train every fold and write out-of-fold predictions (oof.csv)")
     g.add_argument("--group-near-duplicates", action=flag,
-                   help="with --folds, keep visually identical images in one fold (on)")
+                   help="with --folds, keep visually identical images in one fold "
+                        f"({on_off(D.group_near_duplicates)})")
     g.add_argument("--fold", type=int, help="which fold validates (0-based)")
     g.add_argument("--img-size", type=int,
                    help="model input side in pixels (default: the model's own, 224 for built-ins)")
@@ -68,19 +71,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float,
                    help="default 0.05 for adamw, 0 otherwise; never on norm layers or biases")
     g.add_argument("--backbone-lr", type=float,
-                   help="backbone learning rate as a fraction of --lr (1.0; e.g. 0.1)")
+                   help=f"backbone learning rate as a fraction of --lr ({D.backbone_lr}; e.g. 0.1)")
     g.add_argument("--layer-decay", type=float,
                    help="layer-wise learning-rate decay from the head down (e.g. 0.75)")
     g.add_argument("--freeze-epochs", type=int, help="train only the head for the first N epochs")
     g.add_argument("--model-ema", action=flag,
                    help="keep an EMA of the weights; validate and save it (best.pt)")
-    g.add_argument("--model-ema-decay", type=float, help="EMA decay (0.998)")
+    g.add_argument("--model-ema-decay", type=float, help=f"EMA decay ({D.model_ema_decay})")
     g.add_argument("--scheduler", "--sched", choices=["plateau", "cosine", "none"])
     g.add_argument("--plateau-factor", type=float,
-                   help="plateau: multiply the rate by this when the val loss stalls (0.5)")
+                   help=f"plateau: multiply the rate by this when the val loss stalls "
+                        f"({D.plateau_factor})")
     g.add_argument("--plateau-patience", type=int,
-                   help="plateau: epochs without improvement before lowering the rate (5)")
-    g.add_argument("--min-lr", type=float, help="cosine: the floor and the warmup start (1e-6)")
+                   help=f"plateau: epochs without improvement before lowering the rate "
+                        f"({D.plateau_patience})")
+    g.add_argument("--min-lr", type=float,
+                   help=f"cosine: the floor and the warmup start ({D.min_lr:g})")
     g.add_argument("--warmup-epochs", type=int,
                    help="linear warmup; cosine steps every iteration")
     g.add_argument("--label-smoothing", "--smoothing", type=float)
@@ -89,7 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cutmix", type=float,
                    help="CutMix Beta alpha on the device batch (0 = off; 1.0 is usual)")
     g.add_argument("--mixup", type=float, help="MixUp Beta alpha (0 = off; 0.2 is usual)")
-    g.add_argument("--mix-prob", "--mixup-prob", type=float, help="chance a batch is mixed (1.0)")
+    g.add_argument("--mix-prob", "--mixup-prob", type=float,
+                   help=f"chance a batch is mixed ({D.mix_prob})")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--eval-metric", choices=["acc", "f1_macro", "kappa", "sum"],
                    help="validation metric that picks best.pt (sum, as the paper; Kaggle "
@@ -116,9 +123,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("records")
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
-    g.add_argument("--runs-dir", help="parent of default run folders (runs)")
+    g.add_argument("--runs-dir", help=f"parent of default run folders ({D.runs_dir})")
     g.add_argument("--tensorboard", action=flag)
     g.add_argument("--progress", action=flag, help="live progress bars")
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 def config_from_args(args: argparse.Namespace):

@@ -1,8 +1,9 @@
 """``evaluate_checkpoints``: validation metrics without and with TTA, for one run or an ensemble.
 
 The validation rows are rebuilt from each checkpoint's config (data, val_fraction, seed, fold,
-folds -> the identical split; :meth:`SavedRun.table`), or read from a labelled CSV.  Fold runs of one k-fold each score
-their own held-out fold, and the folds' predictions are pooled (out-of-fold scoring).
+folds -> the identical split: :meth:`fastleaf.predict.run_folder.SavedRun.table`), or read from
+a labelled CSV.  Fold runs of one k-fold each score their own held-out fold, and the folds'
+predictions are pooled (out-of-fold scoring).
 
     result = evaluate_checkpoints(["runs/cnn-20240101"], tta="flips")
     result.metrics["none"]["sum"], result.metrics["flips"]["sum"]

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.table import DataError, csv_line, load_table, resolve_layout, save_classes
+from ..data.table import DataError, csv_line, save_classes
 from ..predict.ensemble import PredictSettings, ensemble_probs, load_members
-from ..predict.run_folder import dropped_rows
 from ..predict.submission import write_probs
 from ..utils.atomic import atomic_path
 from .metrics import classification_metrics
@@ -50,18 +49,17 @@ def predict_out_of_fold(cfg, fold_dirs: list[Path]) -> OutOfFold:
     """Predict each fold's validation rows with its ``best.pt``; pool them in train.csv order.
 
     Args:
-        cfg: the k-fold config (data, seed, folds, grouping).
+        cfg: the k-fold config (device and loader workers; each fold's split is its run's
+            own, :meth:`fastleaf.predict.run_folder.SavedRun.table`).
         fold_dirs: ``fold0 .. fold{K-1}`` run folders, in fold order.
     """
-    drop = dropped_rows(fold_dirs[0], resolve_layout(cfg.data).train_csv)
     members = [load_members([d / "best.pt"])[0] for d in fold_dirs]
     classes = members[0].classes
     position, probs, fold_of = None, None, None
     for k, (member, run_dir) in enumerate(zip(members, fold_dirs)):
         if member.classes != classes:
             raise DataError(f"{run_dir}: trained on another class list than fold 0")
-        table = load_table(cfg.data, seed=cfg.seed, fold=k, folds=cfg.folds, classes=classes,
-                           drop_rows=drop, group_near_duplicates=cfg.group_near_duplicates)
+        table = member.run.table()
         if position is None:
             everything = table.all_train
             position = {int(r): i for i, r in enumerate(everything.rows)}

@@ -199,9 +199,6 @@ def children(pid):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CI") == "true", reason="after the restart, gloo's process-group "
-                    "creation sometimes never returns on a loaded 2-core machine (torch 2.14.1); "
-                    "run it locally")
 def test_elastic_restart_resumes_on_its_own(tiny_data, tmp_path):
     run = tmp_path / "elastic"
     env = dict(os.environ, OMP_NUM_THREADS="1")

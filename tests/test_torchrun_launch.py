@@ -68,3 +68,26 @@ def test_one_process_or_inside_torchrun_does_not_relaunch(calls, monkeypatch):
     with pytest.raises(Stop):
         main(["train", "--model", "cnn", "--nproc", "2", "--device", "cpu"])
     assert calls == []                            # the worker itself trains: no second launch
+
+
+def test_each_restart_of_a_one_machine_run_gets_its_own_keys(monkeypatch):
+    # torchrun keeps one store across restarts: the new ranks must not read the dead ranks' keys
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from fastleaf.train.distributed import attempt_store
+
+    server = dist.TCPStore("127.0.0.1", 0, 1, is_master=True, timeout=timedelta(seconds=10))
+    env = {"TORCHELASTIC_USE_AGENT_STORE": "True", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(server.port), "LOCAL_WORLD_SIZE": "2"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for attempt in ("0", "1"):
+        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", attempt)
+        attempt_store(2).set("rank_1", f"address of attempt {attempt}")
+    assert server.get("fastleaf/attempt_0/rank_1") == b"address of attempt 0"
+    assert server.get("fastleaf/attempt_1/rank_1") == b"address of attempt 1"
+    assert attempt_store(4) is None            # several machines: the counts differ per node
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")
+    assert attempt_store(2) is None            # ranks host their own store: torch's default

@@ -56,8 +56,36 @@ def init_distributed(device_name: str) -> tuple[DistInfo, str]:
     else:
         device_name = "cpu"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        store = attempt_store(world)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return DistInfo(rank, world, local_rank, group=True), device_name
+
+
+def attempt_store(world: int):
+    """The process group's store for a torchrun worker on one machine: torchrun's own store,
+    with a key prefix for each restart; None where the default ``env://`` store is right.
+
+    torchrun keeps one store server for every rendezvous round and its workers' default store
+    adds no prefix per attempt, so after a restart (``--max-restarts``) the new ranks can read
+    the dead ranks' addresses and the process group never forms ("Connection refused", or a
+    hang in gloo).  On one machine every worker has the same TORCHELASTIC_RESTART_COUNT, so it
+    separates the attempts; across machines the counts differ per node and this is left to
+    torchrun (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 gives each round a fresh store there).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "-1")) != world:
+        return None
+    from torch.distributed.constants import default_pg_timeout
+
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False, timeout=default_pg_timeout)
+    return dist.PrefixStore(f"fastleaf/attempt_{attempt}", store)
 
 
 def cleanup_distributed() -> None:

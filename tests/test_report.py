@@ -90,6 +90,13 @@ def test_html_is_self_contained_and_markdown_links_images(report):
 
     assert grid and re.findall(r"alt='([^']+)'", grid.group(1)) == [
         written[key].stem for key, _ in CURVES]
+    # every figure of the folder is in the page, byte for byte: the page shows the same figures
+    import base64
+
+    embedded = dict(re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([^']+)'>", page))
+    assert len(embedded) == len(sources)
+    for stem, data in embedded.items():
+        assert base64.b64decode(data) == (out / f"{stem}.png").read_bytes()
     md = written["report_md"].read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) == len(sources)

@@ -49,7 +49,8 @@ def cache_loader(value: str) -> str | None:
     return None if value == "none" else f"cache-{value}"
 
 
-LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else torchvision; CPU: cache-ram "
-               "when the decoded set fits in RAM, else torchvision; the reason is printed), "
+LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else cache-gpu for training "
+               "when the decoded set fits in GPU memory, else torchvision; CPU: cache-ram when it "
+               "fits in RAM, else torchvision; the reason is printed), "
                "dali, torchvision (streams from disk), cache-ram / cache-gpu (decode every "
                "image once into RAM / GPU memory)")

@@ -64,29 +64,34 @@ def cuda_without_dali(device: torch.device, images: int, size: int, reason: str)
     """
     if not images:
         return "torchvision", f"auto: DALI unavailable ({reason})"
-    from .cache_backend import HEADROOM, available_gpu_bytes, cache_bytes
+    from .cache_backend import available_gpu_bytes
 
-    need, free = cache_bytes(images, size), available_gpu_bytes(device)
-    amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
-    if need > HEADROOM * free:
-        return "torchvision", (f"auto: DALI unavailable ({reason}); {amount} do not fit in free "
-                               f"GPU memory ({free / 2**30:.1f} GiB), decoding in workers")
-    return "cache-gpu", (f"auto: DALI unavailable ({reason}); {amount} fit in free GPU memory "
-                         f"({free / 2**30:.1f} GiB): decoded once, augmented on the GPU")
+    return cache_if_it_fits("cache-gpu", images, size, available_gpu_bytes(device), "GPU memory",
+                            f"auto: DALI unavailable ({reason})", "decoding in workers",
+                            "decoded once, augmented on the GPU")
 
 
 def cpu_auto(images: int, size: int) -> tuple[str, str]:
     if not images:
         return "torchvision", "auto: no CUDA device for DALI's GPU pipeline"
-    from .cache_backend import HEADROOM, available_ram_bytes, cache_bytes
+    from .cache_backend import available_ram_bytes
 
-    need, free = cache_bytes(images, size), available_ram_bytes()
+    return cache_if_it_fits("cache-ram", images, size, available_ram_bytes(), "RAM", "auto: CPU",
+                            "streaming from disk", "decoding once beats decoding every epoch")
+
+
+def cache_if_it_fits(cache: str, images: int, size: int, free: int, memory: str, lead: str,
+                     otherwise: str, gain: str) -> tuple[str, str]:
+    """(``cache``, why) when ``images`` decoded images fit in ``free`` bytes of ``memory``
+    (the caches' own headroom), else (torchvision, why)."""
+    from .cache_backend import HEADROOM, cache_bytes
+
+    need = cache_bytes(images, size)
     amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
+    room = f"free {memory} ({free / 2**30:.1f} GiB)"
     if need > HEADROOM * free:
-        return "torchvision", (f"auto: CPU; {amount} do not fit in free RAM "
-                               f"({free / 2**30:.1f} GiB), streaming from disk")
-    return "cache-ram", (f"auto: CPU; {amount} fit in free RAM ({free / 2**30:.1f} GiB): "
-                         f"decoding once beats decoding every epoch")
+        return "torchvision", f"{lead}; {amount} do not fit in {room}, {otherwise}"
+    return cache, f"{lead}; {amount} fit in {room}: {gain}"
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,

@@ -13,9 +13,11 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from gpu_check_summary import sync_words    # beside this script: one wording for both
 
 from fastleaf.bench.syncs import expected_loop_syncs, loader_syncs, locate_sync, loop_syncs
 from fastleaf.data.augment import AugmentSpec
@@ -29,15 +31,6 @@ from fastleaf.utils.device import configure_device, resolve_device
 LOADERS = ("torchvision", "cache-ram", "cache-gpu", "synthetic", "dali")
 
 
-def describe(result) -> str:
-    """One loader's probe result in words: syncs per batch, on the training thread, and where."""
-    if not isinstance(result, dict):
-        return str(result)
-    where = "; ".join(f"{n}x {site}" for site, n in result["sites"].items())
-    return (f"{result['per_batch']} ({result['main_per_batch']} on the training thread)"
-            + (f" at {where}" if where else ""))
-
-
 def probe_loaders(samples, device, args, counting: bool) -> dict:
     out = {}
     for name in LOADERS:
@@ -47,7 +40,7 @@ def probe_loaders(samples, device, args, counting: bool) -> dict:
         try:
             loader = create_loader(samples, AugmentSpec.train_preset(args.img_size), options, name)
             if counting:
-                out[name] = loader_syncs(loader, batches=args.batches).as_dict()
+                out[name] = asdict(loader_syncs(loader, batches=args.batches))
                 if out[name]["per_batch"] and args.locate:   # raise at the sync itself
                     trace = locate_sync(create_loader(samples, AugmentSpec.train_preset(
                         args.img_size), options, name), batches=2 * args.batches)
@@ -58,7 +51,7 @@ def probe_loaders(samples, device, args, counting: bool) -> dict:
                 out[name] = None
         except Exception as err:      # an unavailable backend is reported, not fatal
             out[name] = f"skipped: {type(err).__name__}: {str(err)[:160]}"
-        print(f"loader {name:<12} host syncs/batch: {describe(out[name])}", flush=True)
+        print(f"loader {name:<12} host syncs/batch: {sync_words(out[name])}", flush=True)
     return out
 
 

@@ -14,13 +14,28 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
 
 WARMUP_BATCHES = 2    # the first batches of an epoch set things up (orders, pinned buffers)
+
+
+@contextmanager
+def sync_debug_mode(mode: str):
+    """PyTorch's host-sync debug ``mode`` while the block runs, on a quiet device before and
+    after (work queued outside the block is not counted in it)."""
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode(mode)
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+        torch.cuda.synchronize()
 
 
 def record_syncs(fn: Callable[[], object]) -> tuple[list[str], object]:
@@ -29,8 +44,6 @@ def record_syncs(fn: Callable[[], object]) -> tuple[list[str], object]:
     training, one on a helper thread (the DataLoader's pin-memory thread) stalls only that
     helper; the place is the Python line that made the call, or, for a sync made by C++ code
     outside a Python call, the next call into PyTorch (:func:`locate_sync` finds those)."""
-    torch.cuda.synchronize()
-    previous = torch.cuda.get_sync_debug_mode()
     seen: list[str] = []
 
     def note(message, category, filename, lineno, file=None, line=None):
@@ -40,12 +53,8 @@ def record_syncs(fn: Callable[[], object]) -> tuple[list[str], object]:
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = note      # catch_warnings puts the old one back
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
+        with sync_debug_mode("warn"):
             result = fn()
-        finally:
-            torch.cuda.set_sync_debug_mode(previous)
-    torch.cuda.synchronize()
     return seen, result
 
 
@@ -67,17 +76,19 @@ class LoaderSyncs:
     main_per_batch: float     # the training thread alone: what stalls the GPU's feed
     sites: dict[str, int]     # "thread: file:line" -> count
 
-    def as_dict(self) -> dict:
-        return {"per_batch": self.per_batch, "main_per_batch": self.main_per_batch,
-                "sites": self.sites}
 
-
-def loader_syncs(loader, batches: int = 4) -> LoaderSyncs:
-    """Host syncs per batch of ``loader`` once an epoch is under way."""
+def epoch_under_way(loader) -> Iterator:
+    """An iterator over ``loader``'s first epoch, past the batches that set things up."""
     loader.set_epoch(0)
     it = iter(loader)
     for _ in range(WARMUP_BATCHES):
         next(it)
+    return it
+
+
+def loader_syncs(loader, batches: int = 4) -> LoaderSyncs:
+    """Host syncs per batch of ``loader`` once an epoch is under way."""
+    it = epoch_under_way(loader)
     seen, _ = record_syncs(lambda: [next(it) for _ in range(batches)])
     return LoaderSyncs(len(seen) / batches, len(on_main_thread(seen)) / batches,
                        dict(Counter(seen)))
@@ -94,22 +105,15 @@ def locate_sync(loader, batches: int = 8) -> str | None:
     """
     import traceback
 
-    loader.set_epoch(0)
-    it = iter(loader)
-    for _ in range(WARMUP_BATCHES):
-        next(it)
-    torch.cuda.synchronize()
-    previous = torch.cuda.get_sync_debug_mode()
-    torch.cuda.set_sync_debug_mode("error")
+    it = epoch_under_way(loader)
     try:
-        for _ in range(batches):
-            next(it)
+        with sync_debug_mode("error"):
+            for _ in range(batches):
+                next(it)
     except RuntimeError as err:
         if "synchroniz" not in str(err):
             raise
         return "".join(traceback.format_exception(err))
-    finally:
-        torch.cuda.set_sync_debug_mode(previous)
     return None
 
 

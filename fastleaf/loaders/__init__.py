@@ -84,12 +84,12 @@ def cache_if_it_fits(cache: str, images: int, size: int, free: int, memory: str,
                      otherwise: str, gain: str) -> tuple[str, str]:
     """(``cache``, why) when ``images`` decoded images fit in ``free`` bytes of ``memory``
     (the caches' own headroom), else (torchvision, why)."""
-    from .cache_backend import HEADROOM, cache_bytes
+    from .cache_backend import cache_bytes, fits
 
     need = cache_bytes(images, size)
     amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
     room = f"free {memory} ({free / 2**30:.1f} GiB)"
-    if need > HEADROOM * free:
+    if not fits(need, free):
         return "torchvision", f"{lead}; {amount} do not fit in {room}, {otherwise}"
     return cache, f"{lead}; {amount} fit in {room}: {gain}"
 

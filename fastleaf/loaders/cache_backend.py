@@ -54,6 +54,12 @@ def available_ram_bytes() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def fits(need: int, free: int) -> bool:
+    """The caches' one rule, for ``auto`` and for the caches' own fallbacks alike: the decoded
+    set may take at most ``HEADROOM`` of the free memory."""
+    return need <= HEADROOM * free
+
+
 def available_gpu_bytes(device: torch.device) -> int:
     """Free memory on a CUDA device (``torch.cuda.mem_get_info``)."""
     return torch.cuda.mem_get_info(device)[0]
@@ -233,7 +239,7 @@ def ram_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Lo
     """``cache-ram``: a :class:`CacheLoader` in host memory, or torchvision when it does not fit."""
     need = cache_bytes(len(unique_files(samples)[0]), spec.size)
     free = available_ram_bytes()
-    if need > HEADROOM * free:
+    if not fits(need, free):
         return fallback_loader(samples, spec, options,
                                f"cache-ram: {need / 2**30:.2f} GiB of decoded images does not "
                                f"fit in {free / 2**30:.2f} GiB of free RAM")
@@ -248,7 +254,7 @@ def gpu_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Lo
                          f"use --loader cache-ram instead")
     need = cache_bytes(len(unique_files(samples)[0]), spec.size)
     free = available_gpu_bytes(device)
-    if need > HEADROOM * free:
+    if not fits(need, free):
         console.print(f"[yellow]cache-gpu: {need / 2**30:.2f} GiB of decoded images does not fit "
                       f"in {free / 2**30:.2f} GiB of free GPU memory; falling back to "
                       f"cache-ram[/yellow]")

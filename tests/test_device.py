@@ -14,7 +14,7 @@ from fastleaf.data.augment import AugmentSpec
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, create_loader
 from fastleaf.train import resume
-from fastleaf.train.distributed import AgreedStop, DistInfo
+from fastleaf.train.distributed import AgreedStop, DistInfo, check_sync_bn
 from fastleaf.utils import device as devmod
 from fastleaf.errors import FastleafError
 from fastleaf.utils.device import default_workers, resolve_device, same_device
@@ -184,3 +184,11 @@ def test_one_process_reads_its_own_flag_every_step():
     stop = AgreedStop(lambda: next(flags), DistInfo(), torch.device("cpu"), every=10)
     assert [stop(), stop(), stop(), stop()] == [False, False, True, True]
     assert stop.settle()
+
+
+def test_sync_bn_on_cpu_processes_is_refused_with_the_reason():
+    cpu = torch.device("cpu")
+    with pytest.raises(FastleafError, match="--sync-bn needs CUDA"):
+        check_sync_bn(True, DistInfo(0, 2, 0, group=True), cpu)
+    check_sync_bn(True, DistInfo(), cpu)            # one process: nothing to synchronise
+    check_sync_bn(False, DistInfo(0, 2, 0, group=True), cpu)

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from ..errors import UsageError
 from ..loaders.base import Shard
 
 
@@ -158,8 +159,20 @@ def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
         dist.broadcast(buffer, src=0)
 
 
-def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_bn: bool):
-    """SyncBatchNorm (optional) then DistributedDataParallel; the caller keeps the raw model."""
+def check_sync_bn(sync_bn: bool, info: DistInfo, device: torch.device) -> None:
+    """DDP runs SyncBatchNorm on GPUs only: say so before any data is read."""
+    if sync_bn and info.enabled and device.type != "cuda":
+        raise UsageError("--sync-bn needs CUDA devices (DDP runs SyncBatchNorm on GPUs only); "
+                         "on the CPU leave it out: each process keeps its own norm statistics")
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_bn: bool,
+             find_unused: bool = False):
+    """SyncBatchNorm (optional) then DistributedDataParallel; the caller keeps the raw model.
+
+    ``find_unused``: some parameters will stop needing gradients for a while (a frozen
+    backbone); DDP then looks for them in each step's graph instead of waiting for their
+    gradients forever, at the cost of that search."""
     if not info.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -167,4 +180,4 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_
     if sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)

@@ -33,7 +33,8 @@ from .checkpoint import CheckpointError, save_checkpoint
 from .ema import create_ema
 from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
-                          gather_in_rank_order, init_distributed, sync_buffers, wrap_ddp)
+                          check_sync_bn, gather_in_rank_order, init_distributed, sync_buffers,
+                          wrap_ddp)
 from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
@@ -160,9 +161,7 @@ class Run:
 
 
 def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
-    if cfg.freeze_epochs and info.enabled:
-        # DDP registers its gradient hooks once; parameters that stop needing gradients stall it
-        raise FastleafError("--freeze-epochs is not available with data parallelism (--nproc)")
+    check_sync_bn(cfg.sync_bn, info, device)
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -191,12 +190,13 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                         steps_per_epoch=len(train_loader))
     # the EMA copies the model before any freezing hook is attached
     ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None
-    freezer = BackboneFreeze(model, cfg.freeze_epochs) if cfg.freeze_epochs > 0 else None
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
     # DDP wraps last (after compile); evaluation uses the unwrapped view: no collective calls
-    train_model = wrap_ddp(compiled, info, device, cfg.sync_bn)
+    train_model = wrap_ddp(compiled, info, device, cfg.sync_bn, find_unused=cfg.freeze_epochs > 0)
+    # after --sync-bn swapped the norm layers: the freezer keeps the ones the model now has
+    freezer = BackboneFreeze(model, cfg.freeze_epochs) if cfg.freeze_epochs > 0 else None
     run = Run(cfg, info, device, table, run_dir, model, train_model, compiled, train_loader,
               val_loader, optimizer, schedule, precision, mixer, None, ema, freezer)
     if resume:

@@ -81,16 +81,22 @@ def test_compile_on_cuda(tiny_data, tmp_path):
 
 
 def test_one_process_nccl_ddp_run(tiny_data, tmp_path):
+    # with --sync-bn and a head-only epoch: the frozen backbone's norms are the SyncBatchNorm
+    # layers the conversion put in, held in eval mode, so their statistics stay as initialised
     out = tmp_path / "ddp"
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
          "-m", "fastleaf", "train", "--data", str(tiny_data), "--epochs", "1", "--out", str(out),
          "--model", "cnn", "--img-size", "112", "--batch-size", "16", "--workers", "2",
-         "--device", "cuda", "--cache", "gpu", "--no-progress", "--no-tensorboard"],
+         "--device", "cuda", "--cache", "gpu", "--no-progress", "--no-tensorboard",
+         "--sync-bn", "--freeze-epochs", "1"],
         env=dict(os.environ, COLUMNS="200"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "x1 processes" in done.stdout
     assert [r["epoch"] for r in metric_rows(out)] == ["1"]
+    means = [v for k, v in load_checkpoint(out / "last.pt")["model"].items()
+             if k.endswith("running_mean")]
+    assert means and all(torch.equal(v, torch.zeros_like(v)) for v in means)
 
 
 # ---- host syncs: none per batch in the loaders, one per logged interval in the loop ----

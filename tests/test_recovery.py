@@ -51,16 +51,21 @@ def wait_for_rows(proc, run, n, timeout=240):
     pytest.fail("training too slow to reach the epoch")
 
 
-@pytest.mark.slow
-def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
-    out = tmp_path / "ddp"
+def train_on_two_processes(data, out, *args):
+    """``fastleaf train`` under torchrun with two CPU processes; the run's metric rows."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "fastleaf", "train", "--data", str(tiny_data), "--epochs", "1", "--out", str(out),
-         *COMMON], env=env, capture_output=True, text=True, timeout=300)
+         "-m", "fastleaf", "train", "--data", str(data), "--out", str(out), *args, *COMMON],
+        env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = metric_rows(out)
+    return metric_rows(out)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
+    out = tmp_path / "ddp"
+    rows = train_on_two_processes(tiny_data, out, "--epochs", "1")
     assert [r["epoch"] for r in rows] == ["1"]
     # the same weights evaluated by one process over the whole validation split
     state = load_checkpoint(out / "best.pt")
@@ -78,19 +83,13 @@ def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
     assert float(rows[0]["val_loss"]) == pytest.approx(loss, rel=1e-4)
 
 
-
 @pytest.mark.slow
 def test_ddp_trains_the_head_alone_first(tiny_data, tmp_path):
     # DDP goes on when the backbone stops needing gradients, and again when it starts
-    out = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "fastleaf", "train", "--data", str(tiny_data), "--epochs", "2",
-         "--freeze-epochs", "1", "--out", str(out), *COMMON],
-        env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert [r["epoch"] for r in metric_rows(out)] == ["1", "2"]
+    rows = train_on_two_processes(tiny_data, tmp_path / "ddp", "--epochs", "2",
+                                  "--freeze-epochs", "1")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
 
 @pytest.mark.slow
 def test_sigkill_then_resume_continues_at_the_right_epoch(tiny_data, tmp_path):

@@ -129,7 +129,7 @@ def read_cpuinfo() -> str | None:
 def cpu_rows(cpuinfo: str | None) -> list[Row]:
     import torch
 
-    from .train.precision import amp_is_fast
+    from .train.precision import CPU_KIND_VARIABLE, cpu_has_native_bf16, cpu_kind_override
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     rows = [Row("cpu", "model", cpu_model(cpuinfo),
@@ -142,11 +142,22 @@ def cpu_rows(cpuinfo: str | None) -> list[Row]:
     else:
         rows.append(Row("cpu", "flags", ", ".join(f"{f} {'yes' if on else 'no'}"
                                                   for f, on in flags.items()), str(CPUINFO)))
-    native = amp_is_fast(torch.device("cpu"))
+    native = cpu_has_native_bf16()
     rows.append(Row("cpu", "native bf16", "yes" if native else "no",
                     "oneDNN has bf16 kernels (AVX512-BF16/AMX)" if native else
                     "bf16 is emulated: slower than fp32 here"))
+    override = cpu_kind_override()
+    if override is not None:
+        rows.append(Row("cpu", "defaults as", "native bf16 CPU" if override else "AVX2 CPU",
+                        f"{CPU_KIND_VARIABLE}={os.environ[CPU_KIND_VARIABLE]}: the defaults below "
+                        "act as on that kind of CPU"))
     return rows
+
+
+def as_set_by() -> str:
+    from .train.precision import CPU_KIND_VARIABLE, cpu_kind_override
+
+    return "" if cpu_kind_override() is None else f" (as set by {CPU_KIND_VARIABLE})"
 
 
 def default_rows() -> list[Row]:
@@ -167,9 +178,9 @@ def default_rows() -> list[Row]:
     if device.type == "cuda":
         amp_why = "CUDA device"
     elif amp_is_fast(device):
-        amp_why = "CPU with native bf16 kernels"
+        amp_why = "CPU with native bf16 kernels" + as_set_by()
     else:
-        amp_why = "CPU without native bf16: emulated bf16 is slower than fp32"
+        amp_why = "CPU without native bf16: emulated bf16 is slower than fp32" + as_set_by()
     split = plan_split(device, loader, cfg.workers, cfg.threads)
     return [
         Row("defaults", "device", str(device),

@@ -12,7 +12,7 @@ import fastleaf
 from fastleaf import doctor
 from fastleaf.cli import main
 from fastleaf.loaders import resolve_backend
-from fastleaf.train.precision import amp_is_fast
+from fastleaf.train.precision import CPU_KIND_VARIABLE, amp_is_fast, cpu_has_native_bf16
 
 CPUINFO = """processor\t: 0
 model name\t: Test CPU 9000
@@ -45,10 +45,36 @@ def test_report_matches_the_trainers_own_decisions():
     assert (rows[("defaults", "loader")].value, rows[("defaults", "loader")].why) == (backend, why)
     amp = rows[("defaults", "AMP")].value
     assert (amp != "off (fp32)") == amp_is_fast(device)
-    assert rows[("cpu", "native bf16")].value == ("yes" if amp_is_fast(torch.device("cpu"))
-                                                  else "no")
+    assert rows[("cpu", "native bf16")].value == ("yes" if cpu_has_native_bf16() else "no")
     if not torch.cuda.is_available():
         assert rows[("cuda", "devices")].value == "none" and rows[("cuda", "devices")].why
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's defaults")
+@pytest.mark.parametrize("kind, amp", [("bf16", "bf16"), ("avx2", "off (fp32)")])
+def test_the_cpu_kind_switch_makes_the_defaults_act_as_that_kind(monkeypatch, kind, amp):
+    # the suite runs once more under the kind this machine is not: the switch must reach the
+    # trainer's own decision, and doctor must say that it was set
+    monkeypatch.setenv(CPU_KIND_VARIABLE, kind)
+    rows = rows_by_item(doctor.collect(CPUINFO))
+    assert rows[("defaults", "AMP")].value == amp
+    assert CPU_KIND_VARIABLE in rows[("defaults", "AMP")].why
+    assert rows[("cpu", "defaults as")].why.startswith(f"{CPU_KIND_VARIABLE}={kind}")
+    # the CPU's real capability is still reported as it is
+    assert rows[("cpu", "native bf16")].value == ("yes" if cpu_has_native_bf16() else "no")
+    from fastleaf.train.trainer import with_speed_defaults
+    from fastleaf.config import TrainConfig
+
+    cfg = with_speed_defaults(TrainConfig(), torch.device("cpu"))
+    assert cfg.amp is (kind == "bf16") and cfg.channels_last
+
+
+def test_an_unknown_cpu_kind_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv(CPU_KIND_VARIABLE, "avx9000")
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr()
+    err = (out.out + out.err).strip()
+    assert "\n" not in err and f"{CPU_KIND_VARIABLE}='avx9000'" in err and "avx2" in err
 
 
 def test_a_library_that_does_not_import_says_why(monkeypatch):

@@ -10,9 +10,6 @@ import pytest
 import torch
 
 from fastleaf.config import resolve_config
-from fastleaf.data.augment import AugmentSpec
-from fastleaf.data.table import load_table
-from fastleaf.loaders import LoaderOptions, create_loader
 from fastleaf.predict.run_folder import open_run
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
 from fastleaf.train.loop import evaluate
@@ -67,15 +64,17 @@ def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
     out = tmp_path / "ddp"
     rows = train_on_two_processes(tiny_data, out, "--epochs", "1")
     assert [r["epoch"] for r in rows] == ["1"]
-    # the same weights evaluated by one process over the whole validation split
-    state = load_checkpoint(out / "best.pt")
-    cfg = state["config"]
-    table = load_table(cfg["data"], val_fraction=cfg["val_fraction"], seed=cfg["seed"])
-    loader = create_loader(table.val, AugmentSpec.eval_preset(112),
-                           LoaderOptions(batch_size=5, workers=0), "torchvision")
-    loss, preds, labels, _ = evaluate(open_run(out).build_model(), loader,
-                                      create_precision(False, torch.device("cpu")),
-                                      torch.nn.CrossEntropyLoss())
+    # the same weights evaluated by one process over the whole validation split, prepared as
+    # the run's own validation was: its precision (bf16 on CPUs with native bf16), layout and
+    # batch size, all read from its config
+    run = open_run(out)
+    cpu = torch.device("cpu")
+    cfg = run.config
+    table = run.table()
+    loader = run.eval_loader(table.val, cpu, workers=0)
+    precision = create_precision(cfg.amp, cpu, cfg.amp_dtype)
+    loss, preds, labels, _ = evaluate(run.build_model(cpu, channels_last=cfg.channels_last),
+                                      loader, precision, torch.nn.CrossEntropyLoss())
     assert len(labels) == len(table.val)
     single = classification_metrics(labels, preds)
     for key in ("acc", "f1_macro", "kappa"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -26,18 +27,45 @@ class Precision:
             if self.enabled else "fp32"
 
 
-def amp_is_fast(device: torch.device) -> bool:
-    """Whether reduced-precision autocast speeds ``device`` up.
+# Act as on another kind of CPU: ``bf16`` (native bf16 kernels: AVX512-BF16/AMX) or ``avx2``
+# (bf16 emulated). The defaults differ between the two kinds, so the test suite runs once more
+# under the kind this machine is not; bf16 arithmetic runs (slowly) on AVX2 too, so a run under
+# ``bf16`` is a real bf16 run, not a mock.
+CPU_KIND_VARIABLE = "FASTLEAF_CPU_KIND"
+CPU_KINDS = {"bf16": True, "avx2": False}
 
-    CUDA: yes.  CPU: only when oneDNN has native bf16 kernels (AVX512-BF16 / AMX); on AVX2-only
-    CPUs bf16 is emulated and measured several times slower than fp32.
-    """
-    if device.type == "cuda":
-        return True
+
+def cpu_kind_override() -> bool | None:
+    """Native bf16 as ``FASTLEAF_CPU_KIND`` says (None when unset)."""
+    value = os.environ.get(CPU_KIND_VARIABLE, "").strip().lower()
+    if not value:
+        return None
+    if value not in CPU_KINDS:
+        raise UsageError(f"{CPU_KIND_VARIABLE}={value!r}: use one of "
+                         f"{', '.join(CPU_KINDS)} (or unset it for this CPU's own kind)")
+    return CPU_KINDS[value]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def amp_is_fast(device: torch.device) -> bool:
+    """Whether reduced-precision autocast speeds ``device`` up: the one decision point of the
+    CPU-dependent defaults.
+
+    CUDA: yes.  CPU: only when oneDNN has native bf16 kernels (AVX512-BF16 / AMX); on AVX2-only
+    CPUs bf16 is emulated and measured several times slower than fp32.  ``FASTLEAF_CPU_KIND``
+    (``bf16`` or ``avx2``) makes the CPU answer as that kind would.
+    """
+    if device.type == "cuda":
+        return True
+    override = cpu_kind_override()
+    return cpu_has_native_bf16() if override is None else override
 
 
 def default_speed_flags(device: torch.device) -> tuple[bool, bool]:

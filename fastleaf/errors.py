@@ -21,3 +21,9 @@ class MissingFileError(FastleafError, FileNotFoundError):
 
 class OutputExistsError(FastleafError, FileExistsError):
     """An output path is taken by something that must not be overwritten."""
+
+
+class BackendFailed(FastleafError, RuntimeError):
+    """A data loader backend cannot run on this machine (its library, driver or device): the
+    message says which and names the loader to use instead.  ``--loader auto`` moves on to its
+    next choice; a backend the user asked for by name ends the run in one line."""

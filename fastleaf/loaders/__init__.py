@@ -25,14 +25,9 @@ BACKENDS = {
 
 
 def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tuple[str, str]:
-    """(backend, why) for a requested name; ``auto`` picks the fastest usable one.
+    """(backend, why) for a requested name; ``auto`` gives its first choice (``auto_choices``).
 
-    ``auto`` on CUDA takes DALI when it imports, else cache-gpu when the decoded set fits in GPU
-    memory, else torchvision.  On a CPU it takes cache-ram
-    when ``images`` decoded images of ``size`` pixels fit in free RAM (measured 1.7x faster
-    than streaming on a 2-core CPU: each image is decoded once, not once per epoch), else
-    torchvision; callers that read each image once (prediction) pass no ``images``.
-    ``dali`` where DALI cannot import raises ``DaliUnavailable`` (a ValueError saying how to
+    ``dali`` where DALI cannot import raises ``DaliUnavailable`` (a one-line error saying how to
     fall back); on a CPU device it runs DALI's CPU-only pipeline.
     """
     cuda = torch.device(device).type == "cuda"
@@ -45,53 +40,55 @@ def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tupl
         if name not in BACKENDS:
             raise UsageError(f"unknown loader {name!r}; choose from auto, {', '.join(BACKENDS)}")
         return name, "asked for"
-    if not cuda:
-        return cpu_auto(images, size)
-    from .dali_backend import dali_import_error
-
-    reason = dali_import_error()
-    if reason is None:
-        return "dali", "auto: CUDA device and DALI available"
-    return cuda_without_dali(torch.device(device), images, size, reason)
+    return auto_choices(torch.device(device), images, size)[0]
 
 
-def cuda_without_dali(device: torch.device, images: int, size: int, reason: str) -> tuple[str, str]:
-    """cache-gpu when the decoded set fits in free GPU memory, else the worker loader.
+def auto_choices(device: torch.device, images: int = 0, size: int = 224) -> list[tuple[str, str]]:
+    """What ``auto`` tries, best first, each with its reason; the worker loader always last.
 
-    On an H200 with 16 cores, ResNet-18 trained at 12,133 img/s from cache-gpu (0.96x of
-    synthetic batches) and at 2,449 img/s from JPEG-decoding workers: without DALI the
-    workers cannot feed a fast GPU, while a decoded Classify Leaves set is 2.6 GiB.
+    CUDA: cache-gpu when the decoded set fits in free GPU memory (on an H200, ResNet-18 trained
+    from it at 0.96x of synthetic batches: each image decoded once, augmented on the GPU), else
+    DALI (decodes every epoch, on the GPU), else decoding in worker processes (2,449 img/s
+    against cache-gpu's 12,133 there).  CPU: cache-ram when the set fits in free RAM (1.7x
+    streaming on a 2-core CPU), else the workers.  Callers that read each image once
+    (prediction) pass no ``images``: no cache pays off for one pass.
     """
-    if not images:
-        return "torchvision", f"auto: DALI unavailable ({reason})"
-    from .cache_backend import available_gpu_bytes
+    choices = []
+    if device.type == "cuda":
+        from .cache_backend import available_gpu_bytes
+        from .dali_backend import dali_import_error
 
-    return cache_if_it_fits("cache-gpu", images, size, available_gpu_bytes(device), "GPU memory",
-                            f"auto: DALI unavailable ({reason})", "decoding in workers",
-                            "decoded once, augmented on the GPU")
+        if images:
+            choices += fitting_cache("cache-gpu", images, size, available_gpu_bytes(device),
+                                     "GPU memory", "decoded once, augmented on the GPU")
+        reason = dali_import_error()
+        if reason is None:
+            choices.append(("dali", "auto: CUDA device and DALI available"
+                            + ("" if not images or choices else "; the decoded set does not "
+                               "fit in GPU memory")))
+        last = (f"auto: DALI unavailable ({reason})" if reason else "auto: after DALI")
+    else:
+        if images:
+            from .cache_backend import available_ram_bytes
+
+            choices += fitting_cache("cache-ram", images, size, available_ram_bytes(), "RAM",
+                                     "decoding once beats decoding every epoch")
+        last = "auto: no CUDA device for DALI's GPU pipeline"
+    if images and not choices:
+        last += f"; {images} decoded images do not fit in memory, decoding in workers"
+    return choices + [("torchvision", last)]
 
 
-def cpu_auto(images: int, size: int) -> tuple[str, str]:
-    if not images:
-        return "torchvision", "auto: no CUDA device for DALI's GPU pipeline"
-    from .cache_backend import available_ram_bytes
-
-    return cache_if_it_fits("cache-ram", images, size, available_ram_bytes(), "RAM", "auto: CPU",
-                            "streaming from disk", "decoding once beats decoding every epoch")
-
-
-def cache_if_it_fits(cache: str, images: int, size: int, free: int, memory: str, lead: str,
-                     otherwise: str, gain: str) -> tuple[str, str]:
-    """(``cache``, why) when ``images`` decoded images fit in ``free`` bytes of ``memory``
-    (the caches' own headroom), else (torchvision, why)."""
+def fitting_cache(cache: str, images: int, size: int, free: int, memory: str,
+                  gain: str) -> list[tuple[str, str]]:
+    """``[(cache, why)]`` when ``images`` decoded images fit in ``free`` bytes, else ``[]``."""
     from .cache_backend import cache_bytes, fits
 
     need = cache_bytes(images, size)
-    amount = f"{images} decoded images ({need / 2**30:.2f} GiB)"
-    room = f"free {memory} ({free / 2**30:.1f} GiB)"
     if not fits(need, free):
-        return "torchvision", f"{lead}; {amount} do not fit in {room}, {otherwise}"
-    return cache, f"{lead}; {amount} fit in {room}: {gain}"
+        return []
+    return [(cache, f"auto: {images} decoded images ({need / 2**30:.2f} GiB) fit in free "
+                    f"{memory} ({free / 2**30:.1f} GiB): {gain}")]
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
@@ -109,4 +106,14 @@ def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
     return cls(samples, spec, options)
 
 
-__all__ = ["BACKENDS", "Loader", "LoaderOptions", "Shard", "create_loader", "resolve_backend"]
+def create_auto_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
+                       choices) -> Loader:
+    """A loader that uses the first of ``choices`` (a :class:`fallback.Choices`, shared by a
+    run's loaders) that builds and delivers a batch; see :mod:`fastleaf.loaders.fallback`."""
+    from .fallback import FallbackLoader
+
+    return FallbackLoader(samples, spec, options, choices, create_loader)
+
+
+__all__ = ["BACKENDS", "Loader", "LoaderOptions", "Shard", "auto_choices", "create_auto_loader",
+           "create_loader", "resolve_backend"]

@@ -24,12 +24,11 @@ import torch
 from ..data.augment import AugmentSpec
 from ..data.imageio import ImageDecodeError, decode_rgb, probe, read_bytes
 from ..data.table import Samples, csv_line
-from ..errors import FastleafError
-from .base import Loader, LoaderOptions, augment_seed
+from ..errors import BackendFailed
+from .base import Loader, LoaderOptions, augment_seed, norm_tensors
+from .dali_graph import READER, GraphOptions, define_graph
 
 FALLBACK = "use --loader torchvision (or --loader auto) instead"
-READER = "Reader"
-HW_DECODER_LOAD = 0.65
 
 # leading bytes of the formats DALI's image decoder reads
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP",
@@ -41,8 +40,8 @@ NOT_A_FILE = ("out of memory", "allocat", "cudaerror", "cuda error", "driver", "
               "construct", "nvml", "device_id")
 
 
-class DaliUnavailable(FastleafError, ValueError):
-    """DALI cannot run here; the message says how to fall back."""
+class DaliUnavailable(BackendFailed, ValueError):
+    """DALI cannot be imported here; the message says what to install or use instead."""
 
 
 def dali_import_error() -> str | None:
@@ -55,25 +54,32 @@ def dali_import_error() -> str | None:
     return None
 
 
+def dali_package() -> str:
+    """The DALI wheel built for the CUDA major version of the installed torch."""
+    cuda = torch.version.cuda or ""
+    return "nvidia-dali-cuda130" if cuda.split(".")[0] == "13" else "nvidia-dali-cuda120"
+
+
 def require_dali() -> None:
     reason = dali_import_error()
     if reason is not None:
         raise DaliUnavailable(f"--loader dali: NVIDIA DALI cannot be imported ({reason}); "
-                              f"install nvidia-dali-cuda120 or {FALLBACK}")
+                              f"install {dali_package()} or {FALLBACK}")
 
 
 def row_name(samples: Samples, i: int) -> str:
     return f"{samples.csv} row {csv_line(samples.rows[i])}"
 
 
-def check_headers(samples: Samples) -> None:
+def check_headers(samples: Samples) -> set[tuple[int, int]]:
     """Refuse missing files, formats DALI cannot decode and images over the pixel limit,
-    before the pipeline starts.
+    before the pipeline starts; returns the files' distinct (width, height).
 
     Reading each file's header is cheap next to decoding; DALI decodes without the shared
     entry point, so its pixel limit (decompression bombs) is enforced here, and DALI's own
     errors name no file.
     """
+    sizes = set()
     for i, path in enumerate(samples.paths):
         try:
             data = read_bytes(path)
@@ -83,9 +89,13 @@ def check_headers(samples: Samples) -> None:
                 raise ImageDecodeError(
                     f"{path}: not a JPEG/PNG/BMP/TIFF/WebP/JPEG2000/PNM image, which DALI needs; "
                     f"convert it or {FALLBACK}")
-            probe(data, path)
+            header = probe(data, path)
         except ImageDecodeError as err:
             raise type(err)(f"{err} [{row_name(samples, i)}]") from None
+        width, height = header.size
+        # DALI's decoder applies the EXIF orientation: a quarter turn swaps the sides
+        sizes.add((height, width) if header.orientation in (5, 6, 7, 8) else (width, height))
+    return sizes
 
 
 def find_bad_image(samples: Samples, rows) -> ImageDecodeError | None:
@@ -120,133 +130,47 @@ def explain_failure(err: Exception, samples: Samples, rows) -> Exception:
     for line in (line.strip() for line in text.splitlines()):
         if line and line not in lines:     # DALI repeats its headers once per nesting level
             lines.append(line)
-    return RuntimeError(f"DALI pipeline failed: {' '.join(lines) or type(err).__name__}; "
-                        f"{FALLBACK}")
+    return BackendFailed(f"DALI pipeline failed: {' '.join(lines) or type(err).__name__}; "
+                         f"{FALLBACK}")
 
 
-def uniform(bounds: tuple[float, float], scale: float = 1.0, shape=None):
-    """A DALI draw from ``bounds`` (times ``scale``), or the constant when the range is a point."""
-    from nvidia.dali import fn
+def graph_options(options: LoaderOptions, sizes: set[tuple[int, int]], spec: AugmentSpec):
+    """What the graph needs to know of the device, the files' (width, height) and the pool.
 
-    lo, hi = sorted((bounds[0] * scale, bounds[1] * scale))
-    if hi - lo < 1e-6:       # below float32 resolution near 1: DALI needs a real range
-        return [lo] * shape[0] if shape else lo
-    return fn.random.uniform(range=[lo, hi], **({"shape": shape} if shape else {}))
-
-
-def flip_sign(probability: float):
-    """-1 with ``probability`` (a mirror along that axis), else +1."""
-    from nvidia.dali import fn, types
-
-    if probability <= 0:
-        return 1.0
-    return 1.0 - 2.0 * fn.cast(fn.random.coin_flip(probability=probability), dtype=types.FLOAT)
+    A run holds a training and a validation pipeline, and the training one prefetches the next
+    epoch's first batches while validation runs: with both mixed decoders' threads pinned to
+    the same first cores (DALI's ``affine`` default) the two pools would share those cores
+    thread by thread.  Training keeps the pinned pool; validation's threads are left to the OS.
+    """
+    return GraphOptions(gpu=options.device.type == "cuda",
+                        native_size=sizes == {(spec.size, spec.size)},
+                        max_width=max((w for w, _ in sizes), default=0),
+                        max_height=max((h for _, h in sizes), default=0),
+                        pinned=spec.train)
 
 
-def warp_matrix(d, size: float):
-    """Flips, then rotate / zoom about the centre, then shift: the order of the other backends."""
-    from nvidia.dali import fn
-
-    centre = [size / 2, size / 2]
-    matrix = fn.transforms.scale(scale=fn.stack(flip_sign(d.hflip), flip_sign(d.vflip))
-                                 if d.hflip or d.vflip else [1.0, 1.0], center=centre)
-    # DALI's rotation turns clockwise on screen (y points down): negate the angle
-    matrix = fn.transforms.rotation(matrix, angle=uniform(d.angle, -1.0), center=centre)
-    if d.zoom != (1.0, 1.0):
-        zoom = uniform(d.zoom)
-        matrix = fn.transforms.scale(matrix, scale=[zoom, zoom] if isinstance(zoom, float)
-                                     else fn.stack(zoom, zoom), center=centre)
-    if d.shift != (0.0, 0.0):
-        matrix = fn.transforms.translation(matrix, offset=uniform(d.shift, size, shape=[2]))
-    return matrix
-
-
-def grey_mean(images):
-    """Per-image mean of the ITU-R 601-2 grey, the centre the other backends' contrast uses."""
-    from nvidia.dali import fn
-
-    means = fn.reductions.mean(images, axes=[0, 1])                  # (3,) per image
-    r, g, b = (fn.slice(means, start=[c], shape=[1], axes=[0]) for c in range(3))
-    return fn.reshape(0.2989 * r + 0.587 * g + 0.114 * b, shape=[])
-
-
-def augment(images, spec: AugmentSpec):
-    """Random views of ``(H, W, 3)`` uint8 ``spec.size`` images; returns (images, mirror)."""
-    from nvidia.dali import fn
-
-    d, size = spec.draws(), float(spec.size)
-    mirror = 0
-    if d.affine:
-        # flips, rotate and shift-scale-rotate share one affine warp: one interpolation
-        images = fn.warp_affine(images, matrix=warp_matrix(d, size), fill_value=0,
-                                inverse_map=False)
-    else:
-        if d.vflip:
-            images = fn.flip(images, horizontal=0,
-                             vertical=fn.random.coin_flip(probability=d.vflip))
-        # the horizontal flip is free inside crop_mirror_normalize
-        mirror = fn.random.coin_flip(probability=d.hflip) if d.hflip else 0
-    if d.colour:
-        images = fn.brightness_contrast(images, brightness=uniform(d.brightness),
-                                        contrast=uniform(d.contrast),
-                                        contrast_center=grey_mean(images))
-    return images, mirror
-
-
-def decode(encoded, spec: AugmentSpec, gpu: bool):
-    """Encoded files -> ``(spec.size, spec.size, 3)`` uint8, whatever the file's size."""
-    from nvidia.dali import fn, types
-
-    device = "mixed" if gpu else "cpu"
-    # share of each batch for the GPU's hardware JPEG decoder (A100/H100), the rest goes to
-    # the CUDA decoder; DALI's own default, until ``fastleaf bench --modes load`` picks better
-    hints = {"hw_decoder_load": HW_DECODER_LOAD} if gpu else {}
-    draws = spec.draws()
-    if draws.random_crop:
-        # decode only the crop window, then scale it to the model's size
-        images = fn.decoders.image_random_crop(
-            encoded, device=device, output_type=types.RGB, random_area=list(draws.crop_scale),
-            random_aspect_ratio=list(draws.crop_ratio), **hints)
-    else:
-        images = fn.decoders.image(encoded, device=device, output_type=types.RGB, **hints)
-    # an exact square like the other backends (stretch, linear, antialiased)
-    return fn.resize(images, size=[spec.size, spec.size])
-
-
-def build_pipeline(files: list[str], spec: AugmentSpec, options: LoaderOptions, shard: bool):
-    """A built DALI pipeline yielding (images, file index); CPU-only unless the device is CUDA.
+def build_pipeline(files: list[str], spec: AugmentSpec, options: LoaderOptions, shard: bool,
+                   sizes: set[tuple[int, int]] = frozenset()):
+    """A built DALI pipeline yielding (uint8 HWC images, file index); CPU-only unless the device
+    is CUDA.
 
     Args:
         files: paths in reader order (labels are their indices in this list).
         shard: cut the list with the reader's ``shard_id``/``num_shards`` (training).
+        sizes: the files' (width, height) from their headers (resize and buffer decisions).
     """
-    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali import pipeline_def
 
-    gpu = options.device.type == "cuda"
-    out_dtype = types.FLOAT16 if options.dtype == torch.float16 else types.FLOAT
-    count, index = (options.shard.count, options.shard.index) if shard else (1, 0)
+    graph = graph_options(options, set(sizes), spec)
+    reader_shard = (options.shard.index, options.shard.count) if shard else (0, 1)
 
     @pipeline_def
     def pipeline():
-        encoded, idx = fn.readers.file(
-            files=files, labels=list(range(len(files))), name=READER, shard_id=index,
-            num_shards=count, pad_last_batch=True, shuffle_after_epoch=spec.train,
-            **({"shuffle_after_epoch_seed": options.seed} if spec.train else {}))
-        images = decode(encoded, spec, gpu)
-        mirror = 0
-        if spec.train:
-            images, mirror = augment(images, spec)
-        images = fn.crop_mirror_normalize(
-            images, dtype=out_dtype, output_layout="HWC" if options.channels_last else "CHW",
-            mean=[m * 255.0 for m in spec.mean], std=[s * 255.0 for s in spec.std],
-            mirror=mirror)
-        # the row index on the GPU too: the label lookup then never copies from the host
-        return images, (idx.gpu() if gpu else idx)
+        return define_graph(files, spec, graph, reader_shard, options.seed)
 
-    device_id = (options.device.index or 0) if gpu else None
+    device_id = (options.device.index or 0) if graph.gpu else None
     pipe = pipeline(batch_size=options.batch_size, num_threads=max(1, options.workers),
-                    device_id=device_id, seed=augment_seed(options),
-                    prefetch_queue_depth=2)
+                    device_id=device_id, seed=augment_seed(options), prefetch_queue_depth=2)
     pipe.build()
     return pipe
 
@@ -264,7 +188,8 @@ class DaliLoader(Loader):
         self.listed = samples.subset(rows)
         # positions of distinct rows (training lists wrap around, repeating a few)
         self.distinct = np.sort(np.unique(rows, return_index=True)[1])
-        check_headers(self.listed.subset(self.distinct))
+        self.sizes = check_headers(self.listed.subset(self.distinct))
+        self.mean, self.std = norm_tensors(spec.mean, spec.std, options.device)
         self.labels = torch.as_tensor(self.listed.labels, dtype=torch.int64,
                                       device=options.device)
         self.iterator = self.guard(self.start)
@@ -291,7 +216,7 @@ class DaliLoader(Loader):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
         pipe = build_pipeline([str(p) for p in self.listed.paths], self.spec, self.options,
-                              shard=self.training)
+                              shard=self.training, sizes=self.sizes)
         # PARTIAL + the reader's pad_last_batch: every row exactly once, padding dropped
         return DALIGenericIterator([pipe], ["images", "index"], reader_name=READER,
                                    last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
@@ -300,7 +225,10 @@ class DaliLoader(Loader):
         """Run a DALI step; map its failures to the file that caused them, or to a fallback."""
         try:
             return step()
-        except RuntimeError as err:
+        except (StopIteration, BackendFailed):
+            raise
+        except Exception as err:    # DALI raises RuntimeError, and ValueError/TypeError when
+            # a graph cannot be defined: none of them may reach the user as a traceback
             raise explain_failure(err, self.listed, self.distinct) from err
 
     def drain(self) -> None:
@@ -326,12 +254,13 @@ class DaliLoader(Loader):
         self.unfinished = False
 
     def to_batch(self, images: torch.Tensor, index: torch.Tensor):
-        """DALI output -> contract: ``(B, 3, H, W)`` on the device, int64 labels ``(B,)``."""
+        """DALI output -> contract: uint8 ``(B, H, W, 3)`` becomes ``(B, 3, H, W)`` normalised
+        in the model's dtype and layout in one fused pass; int64 labels ``(B,)``."""
+        from ..data.batch_augment import normalise
+
         device = self.options.device
-        images = images.to(device, non_blocking=device.type == "cuda")
-        if self.options.channels_last:
-            images = images.permute(0, 3, 1, 2)   # (B, H, W, 3) -> channels_last (B, 3, H, W)
-        if images.dtype != self.options.dtype:
-            images = images.to(self.options.dtype)
+        images = images.to(device, non_blocking=device.type == "cuda").permute(0, 3, 1, 2)
+        images = normalise(images, self.mean, self.std, channels_last=self.options.channels_last,
+                           dtype=self.options.dtype)
         index = index.view(-1).to(device=self.labels.device, dtype=torch.int64)
         return images, self.labels.index_select(0, index)

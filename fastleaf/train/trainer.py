@@ -21,7 +21,9 @@ from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError, UsageError
-from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
+from ..loaders import (LoaderOptions, Shard, auto_choices, create_auto_loader, create_loader,
+                       resolve_backend)
+from ..loaders.fallback import Choices
 from ..loaders.cpu_split import plan_split
 from ..models import create_model, load_weights
 from ..models.data_config import data_config_of, eval_spec, resolve_data_config, train_spec
@@ -86,7 +88,8 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
                   shard: Shard = Shard()):
     # the number of distinct images lets `auto` judge whether the decoded set fits in RAM
     images = len(set(table.train.paths) | set(table.val.paths))
-    backend, why = resolve_backend(cfg.loader, device, images=images, size=cfg.img_size)
+    ranked = auto_choices(device, images, cfg.img_size) if cfg.loader == "auto" else None
+    backend, why = ranked[0] if ranked else resolve_backend(cfg.loader, device)
     dtype = loader_dtype(precision, device)
     # loader workers and torch threads share this process's part of the cores
     split = plan_split(device, backend, cfg.workers, cfg.threads,
@@ -100,10 +103,18 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     data = data_config_of(cfg)
     # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
     # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
-    train = create_loader(table.train, train_spec(data, cfg.augment),
-                          replace(options, drop_last=True), backend)
+    make = create_loader
+    if ranked:
+        # a chosen backend that fails to start hands over to the next choice with one line
+        # instead of ending the run; one list for both loaders, so a failure counts for both
+        choices = Choices([name for name, _ in ranked])
+
+        def make(samples, spec, opts, _backend):
+            return create_auto_loader(samples, spec, opts, choices)
+    train = make(table.train, train_spec(data, cfg.augment), replace(options, drop_last=True),
+                 backend)
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
-    val = create_loader(table.val, eval_spec(data), options, backend) if len(table.val) else None
+    val = make(table.val, eval_spec(data), options, backend) if len(table.val) else None
     return train, val, backend, why
 
 
@@ -416,7 +427,7 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
     if info.main:
         append_score(run.run_dir.parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
-    return RunResult(run.run_dir, run.best_epoch, run.best_row, row, backend)
+    return RunResult(run.run_dir, run.best_epoch, run.best_row, row, run.train_loader.backend)
 
 
 def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> dict:

@@ -108,13 +108,15 @@ TORCHVISION_SYNC = pytest.mark.xfail(reason="one host sync in 4 batches, caller 
                                      strict=False)
 
 
+# DALI is not in this list: its waits happen inside its own engine (C++ threads and CUDA
+# events), which torch's sync debug mode never sees, so the test would pass whatever DALI does.
+# DALI is judged instead by its load-mode efficiency against synthetic batches in
+# benchmarks/gpu_check.sh (the bench rows DALI / cache-gpu / synthetic).
 @pytest.mark.parametrize("backend", [pytest.param("torchvision", marks=TORCHVISION_SYNC),
-                                     "cache-ram", "cache-gpu", "synthetic", "dali"])
+                                     "cache-ram", "cache-gpu", "synthetic"])
 def test_loaders_do_not_sync_per_batch(tiny_data, backend):
     from fastleaf.bench.syncs import loader_syncs
 
-    if backend == "dali":
-        pytest.importorskip("nvidia.dali")
     samples = load_table(tiny_data, val_fraction=0.0).all_train.repeat(160)
     options = LoaderOptions(batch_size=16, device=torch.device("cuda"), channels_last=True,
                             dtype=torch.bfloat16, workers=2, drop_last=True)

@@ -1,15 +1,15 @@
 """Batched device augmentations follow the AugmentSpec they translate."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fastleaf.data.augment import AugmentSpec
-from fastleaf.data.batch_augment import (BatchAugment, adjust_brightness, affine_coords,
-                                         inverse_affine, normalise)
+from fastleaf.data.batch_augment import (BatchAugment, DrawPlan, Normaliser, affine_coords,
+                                         blend_colour, inverse_affine, normalise)
 from fastleaf.loaders.base import norm_tensors
 
 
@@ -65,7 +65,7 @@ def test_brightness_scales_each_image_by_its_factor_within_the_range():
     # exactly a per-image factor: out == x * ratio everywhere
     assert torch.allclose(out, x.float() * ratio.view(-1, 1, 1, 1), atol=1e-3)
     factors = torch.tensor([0.5, 2.0])
-    y = adjust_brightness(torch.full((2, 3, 2, 2), 100.0), factors)
+    y = blend_colour(torch.full((2, 3, 2, 2), 100.0), factors, torch.ones(2))
     assert y[0].mean() == 50.0 and y[1].mean() == 200.0
 
 
@@ -80,7 +80,11 @@ def test_contrast_keeps_the_grey_mean_and_scales_the_spread():
 
 
 def test_affine_coords_equal_affine_grid():
-    theta = inverse_affine(3, AugmentSpec(rotate_deg=30, shift=0.1, scale=0.2), gen(), "cpu")
+    draws = DrawPlan(AugmentSpec(train=True, rotate_deg=30, shift=0.1, scale=0.2)).draw(3, gen(),
+                                                                                    "cpu")
+    assert draws["angle"].abs().max() <= math.radians(30) and draws["shift"].shape == (3, 2)
+    assert ((draws["zoom"] >= 0.8) & (draws["zoom"] <= 1.2)).all()
+    theta = inverse_affine(draws["angle"], draws["zoom"], draws["shift"])
     reference = F.affine_grid(theta, [3, 3, 12, 20], align_corners=False)
     assert torch.allclose(affine_coords(theta, 12, 20), reference, atol=1e-6)
 
@@ -116,7 +120,7 @@ def test_flips_and_colour_order_match_the_indexing_reference():
 
     x = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8)
     g = torch.Generator().manual_seed(3)
-    h, v = flip_signs(6, 0.5, g, "cpu"), flip_signs(6, 0.5, g, "cpu")
+    h, v = flip_signs(torch.rand(6, generator=g), 0.5), flip_signs(torch.rand(6, generator=g), 0.5)
     expected = x.clone()
     for i in range(6):
         if h[i] < 0:
@@ -124,13 +128,46 @@ def test_flips_and_colour_order_match_the_indexing_reference():
         if v[i] < 0:
             expected[i] = expected[i].flip(1)
     nhwc = x.contiguous(memory_format=torch.channels_last)
-    assert torch.equal(flip_batch(x.clone(), h, v), expected)
-    assert torch.equal(flip_batch(nhwc.clone(), h, v), expected)
-    # per-batch choices come from the host generator: the device one only draws per image
+    assert torch.equal(flip_batch(x, h, v), expected)
+    assert torch.equal(flip_batch(nhwc, h, v), expected)
+    # one generator draws everything: the same state gives the same views
     spec = AugmentSpec(size=5, train=True, brightness=0.3, contrast=0.3)
     aug = BatchAugment(spec)
-    a = aug(x, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
-    b = aug(x, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
-    assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="host"):
-        aug(x, SimpleNamespace(device=torch.device("cuda")))
+    assert torch.equal(aug(x, torch.Generator().manual_seed(0)),
+                       aug(x, torch.Generator().manual_seed(0)))
+
+
+def test_colour_is_the_other_backends_blend_about_the_grey_mean():
+    # b * (c x + (1 - c) m), rounded only by the caller: what OpenCV's table and DALI compute
+    x = torch.randint(40, 200, (5, 3, 6, 6), generator=gen(2), dtype=torch.uint8).float()
+    b, c = torch.tensor([0.8, 1.0, 1.2, 0.9, 1.1]), torch.tensor([0.7, 1.3, 1.0, 0.8, 1.2])
+    grey = (x * torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1).mean((1, 2))
+    expected = (b.view(-1, 1, 1, 1) * (c.view(-1, 1, 1, 1) * x
+                                       + ((1 - c) * grey).view(-1, 1, 1, 1))).clamp(0, 255)
+    assert torch.allclose(blend_colour(x.clone(), b, c), expected, atol=1e-3)
+
+
+def test_every_draw_of_a_batch_is_one_block_in_its_range():
+    spec = AugmentSpec.train_preset(32)
+    plan = DrawPlan(spec)
+    assert set(plan.columns) == {"area", "log_ratio", "corner", "hflip", "vflip", "angle",
+                                 "zoom", "shift", "brightness", "contrast"}
+    d = plan.draw(400, gen(), "cpu")
+    assert d["area"].shape == (400, 10) and d["corner"].shape == (400, 2)
+    for name, (low, high) in {"area": spec.crop_scale, "brightness": (0.8, 1.2),
+                              "contrast": (0.8, 1.2), "hflip": (0, 1)}.items():
+        assert d[name].min() >= low and d[name].max() < high
+        assert d[name].max() - d[name].min() > 0.8 * (high - low)       # the whole range
+    assert DrawPlan(AugmentSpec.eval_preset(32)).columns == {}
+    light = DrawPlan(AugmentSpec.train_preset(32, "light"))
+    assert set(light.columns) == {"hflip", "vflip"}
+
+
+def test_the_normaliser_keeps_its_constants_between_batches():
+    mean, std = norm_tensors(AugmentSpec().mean, AugmentSpec().std, torch.device("cpu"))
+    norm = Normaliser(mean, std)
+    x = batch(size=8).contiguous(memory_format=torch.channels_last)
+    first = norm(x, channels_last=True)
+    constants = norm.rows[8]
+    assert torch.equal(norm(x, channels_last=True), first) and norm.rows[8] is constants
+    assert torch.allclose(first, (x.float() - mean) / std, atol=1e-5)

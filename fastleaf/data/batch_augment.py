@@ -5,16 +5,21 @@ one random draw per image::
 
     augment = BatchAugment(spec)
     g = torch.Generator(device).manual_seed(0)
-    host = torch.Generator().manual_seed(0)   # per-batch choices (on the CPU: may be g itself)
-    views = augment(images_uint8, g, host)  # (B, 3, S, S) float in 0..255 units
-    batch = normalise(views, mean, std)     # mean/std from ``norm_tensors``
+    views = augment(images_uint8, g)        # (B, 3, S, S) float in 0..255 units
+    batch = Normaliser(mean, std)(views)    # mean/std from ``norm_tensors``
 
 Random resized crop, flips, rotation and shift-scale are folded into ONE affine warp per image
-(``F.affine_grid`` + ``F.grid_sample``, bilinear), so each view is interpolated once; the order
-of the torchvision backend is kept: crop -> flips -> affine (zero fill) -> brightness/contrast.
+(``F.grid_sample``, bilinear), so each view is interpolated once; the order of the other
+backends is kept: crop -> flips -> affine (zero fill) -> brightness/contrast, and brightness
+and contrast are one blend ``b * (c x + (1 - c) m)`` about the grey mean ``m``, as the OpenCV
+lookup table and DALI's graph compute it.
 
-Nothing here waits for the GPU: per-image draws stay on the device, the one per-batch choice
-comes from a host generator, and no tensor is copied from the host per batch.
+At the paper's batch of 50 a GPU spends as long launching these small kernels as running them,
+so the launch count per batch is kept low (``benchmarks/launch_count.py`` counts it): every
+random number of a batch comes from one draw, scaled to its range by one ``addcmul`` against
+ranges laid out once per spec (:class:`DrawPlan`); normalising is one ``addcmul`` with its
+constants precomputed (:class:`Normaliser`).  Nothing here waits for the GPU: draws stay on the
+device and no tensor is copied from the host per batch.
 """
 from __future__ import annotations
 
@@ -29,45 +34,85 @@ CROP_TRIES = 10   # as torchvision's RandomResizedCrop: first valid box of 10 dr
 LUMA = (0.2989, 0.587, 0.114)   # ITU-R 601-2, as torchvision's grayscale
 
 
-def uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
-    """``(n,)`` float32 drawn uniformly from [low, high)."""
-    return torch.rand(n, generator=g, device=device) * (high - low) + low
+class DrawPlan:
+    """Where each per-image random number of a batch lies in one ``(B, K)`` draw.
 
-
-def crop_boxes(n: int, spec: AugmentSpec, g: torch.Generator, device) -> torch.Tensor:
-    """Random resized crop boxes ``(n, 4)``: centre x, centre y, width, height (fractions).
-
-    Area fraction from ``spec.crop_scale``, log-uniform aspect from ``spec.crop_ratio``; a draw
-    that does not fit the image is retried, and after ``CROP_TRIES`` the whole image is used.
+    ``columns[name] = slice`` of the block; ``low``/``span`` map ``rand`` in [0, 1) to each
+    column's range, so a batch's draws are ``low + rand(B, K) * span``: two launches in all.
     """
-    area = uniform(n * CROP_TRIES, *spec.crop_scale, g, device).view(n, CROP_TRIES)
-    log_lo, log_hi = math.log(spec.crop_ratio[0]), math.log(spec.crop_ratio[1])
-    ratio = uniform(n * CROP_TRIES, log_lo, log_hi, g, device).exp().view(n, CROP_TRIES)
+
+    def __init__(self, spec: AugmentSpec):
+        self.columns: dict[str, slice] = {}
+        self.lows: list[float] = []
+        self.spans: list[float] = []
+        if spec.train and spec.random_crop:
+            self.add("area", CROP_TRIES, *spec.crop_scale)
+            self.add("log_ratio", CROP_TRIES, math.log(spec.crop_ratio[0]),
+                     math.log(spec.crop_ratio[1]))
+            self.add("corner", 2, 0.0, 1.0)
+        for name, p in (("hflip", spec.hflip), ("vflip", spec.vflip)):
+            if spec.train and p > 0:
+                self.add(name, 1, 0.0, 1.0)
+        if spec.train and (spec.rotate_deg > 0 or spec.affine):
+            radians = spec.rotate_deg * math.pi / 180
+            self.add("angle", 1, -radians, radians)
+            self.add("zoom", 1, 1 - spec.scale, 1 + spec.scale)
+            # normalised coordinates span 2 units per side, so a shift of f sides is 2f units
+            self.add("shift", 2, -2 * spec.shift, 2 * spec.shift)
+        if spec.train and (spec.brightness > 0 or spec.contrast > 0):
+            self.add("brightness", 1, 1 - spec.brightness, 1 + spec.brightness)
+            self.add("contrast", 1, 1 - spec.contrast, 1 + spec.contrast)
+        self.cached: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def add(self, name: str, width: int, low: float, high: float) -> None:
+        start = len(self.lows)
+        self.columns[name] = slice(start, start + width)
+        self.lows += [low] * width
+        self.spans += [high - low] * width
+
+    def __len__(self) -> int:
+        return len(self.lows)
+
+    def draw(self, n: int, g: torch.Generator, device) -> dict[str, torch.Tensor]:
+        """Every column for ``n`` images: ``(n, width)`` each, ``(n,)`` for width 1."""
+        device = torch.device(device)
+        if device not in self.cached:       # once per device: no host copy per batch
+            self.cached[device] = (torch.tensor(self.lows, device=device),
+                                   torch.tensor(self.spans, device=device))
+        low, span = self.cached[device]
+        block = torch.addcmul(low, torch.rand(n, len(self), generator=g, device=device), span)
+        return {name: block[:, cols] if cols.stop - cols.start > 1 else block[:, cols.start]
+                for name, cols in self.columns.items()}
+
+
+def crop_boxes(area: torch.Tensor, log_ratio: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
+    """Random resized crop boxes ``(n, 4)``: centre x, centre y, width, height (in [-1, 1]
+    coordinates for the centre, fractions of the side for the size).
+
+    ``area``/``log_ratio``: ``(n, CROP_TRIES)`` tries; the first that fits the image is taken,
+    and when none fits, the whole image.  ``corner``: ``(n, 2)`` in [0, 1), where the box's
+    top-left corner lies among the positions that keep it inside the image.
+    """
+    ratio = log_ratio.exp()
     w, h = (area * ratio).sqrt(), (area / ratio).sqrt()
     fits = (w <= 1) & (h <= 1)
     pick = fits.float().argmax(1, keepdim=True)     # first fitting try (0 when none fits)
-    ok = fits.any(1)
-    w = torch.where(ok, w.gather(1, pick)[:, 0], torch.ones(n, device=device))
-    h = torch.where(ok, h.gather(1, pick)[:, 0], torch.ones(n, device=device))
-    # the box's top-left corner is uniform over the positions that keep it inside the image
-    cx = (uniform(n, 0, 1, g, device) * (1 - w) + w / 2) * 2 - 1
-    cy = (uniform(n, 0, 1, g, device) * (1 - h) + h / 2) * 2 - 1
-    return torch.stack([cx, cy, w, h], dim=1)
+    size = torch.stack([w.gather(1, pick)[:, 0], h.gather(1, pick)[:, 0]], 1)     # (n, 2)
+    size = torch.where(fits.any(1, keepdim=True), size, 1.0)
+    centre = (corner * (1 - size) + size / 2) * 2 - 1
+    return torch.cat([centre, size], dim=1)
 
 
-def inverse_affine(n: int, spec: AugmentSpec, g: torch.Generator, device) -> torch.Tensor:
-    """``(n, 2, 3)`` maps from output to input coordinates of a random rotate + shift-scale.
+def inverse_affine(angle: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``(n, 2, 3)`` maps from output to input coordinates of a rotate + shift-scale.
 
-    Forward map ``p = s R(a) q + t`` (rotation about the centre, zoom ``s``, shift ``t`` as a
-    fraction of the side); ``affine_grid`` needs its inverse ``q = R(-a) (p - t) / s``.
+    Forward map ``p = s R(a) q + t`` (rotation about the centre by ``angle`` radians, zoom ``s``,
+    shift ``t`` ``(n, 2)`` in normalised units); ``grid_sample`` needs its inverse
+    ``q = R(-a) (p - t) / s``.
     """
-    angle = uniform(n, -spec.rotate_deg, spec.rotate_deg, g, device) * (math.pi / 180)
-    zoom = uniform(n, 1 - spec.scale, 1 + spec.scale, g, device)
-    # normalised coordinates span 2 units per side, so a shift of f sides is 2f units
-    shift = uniform(2 * n, -spec.shift, spec.shift, g, device).view(n, 2) * 2
     cos, sin = angle.cos() / zoom, angle.sin() / zoom
-    m = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)   # (n, 2, 2)
-    offset = -(m @ shift.unsqueeze(2))                                              # (n, 2, 1)
+    m = torch.stack([cos, sin, -sin, cos], 1).view(-1, 2, 2)                     # (n, 2, 2)
+    offset = -(m @ shift.unsqueeze(2))                                          # (n, 2, 1)
     return torch.cat([m, offset], dim=2)
 
 
@@ -85,39 +130,58 @@ def affine_coords(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return row.unsqueeze(1) + col.unsqueeze(2)                            # (B, H, W, 2)
 
 
-def flip_signs(n: int, p: float, g: torch.Generator, device) -> torch.Tensor:
-    """``(n,)`` of -1 (flip, with probability ``p``) or +1."""
-    if p <= 0:
-        return torch.ones(n, device=device)
-    return torch.where(torch.rand(n, generator=g, device=device) < p, -1.0, 1.0)
+def flip_signs(u: torch.Tensor | None, p: float) -> torch.Tensor | float:
+    """-1 (a mirror) where the uniform draw ``u`` ``(n,)`` is below ``p``, else +1."""
+    if u is None or p <= 0:
+        return 1.0
+    return torch.where(u < p, -1.0, 1.0)
 
 
-def adjust_brightness(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Scale each image ``(B, 3, H, W)`` (0..255 float) by its factor ``(B,)``, clamped."""
-    return x.mul_(factors.view(-1, 1, 1, 1)).clamp_(0, 255)
+LUMA_WEIGHTS: dict[tuple, torch.Tensor] = {}
 
 
-def adjust_contrast(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Blend each image with the mean of its grayscale (ITU-R 601-2 luma, as torchvision)."""
-    # the mean of the grey image is the luma-weighted mean of the channel means: no grey copy
-    # (weights as Python numbers: a tensor of them would be a host->device copy per batch)
-    channel = x.mean((2, 3))                                    # (B, 3)
-    mean = (channel[:, 0] * LUMA[0] + channel[:, 1] * LUMA[1]
-            + channel[:, 2] * LUMA[2]).view(-1, 1, 1, 1)        # (B, 1, 1, 1)
-    f = factors.view(-1, 1, 1, 1).to(x.dtype)
-    return x.mul_(f).add_(mean * (1 - f)).clamp_(0, 255)
+def luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(3,)`` luma weights on ``device``, copied there once (a copy per batch from pageable
+    host memory would make the host wait for the GPU)."""
+    key = (device, dtype)
+    if key not in LUMA_WEIGHTS:
+        LUMA_WEIGHTS[key] = torch.tensor(LUMA, device=device, dtype=dtype)
+    return LUMA_WEIGHTS[key]
 
 
-def flip_batch(x: torch.Tensor, hsign: torch.Tensor, vsign: torch.Tensor) -> torch.Tensor:
-    """Exact flips, no interpolation: images with sign -1 are mirrored (``x`` is overwritten).
+def blend_colour(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+    """``b * (c x + (1 - c) m)`` per image, clamped to 0..255 (``x`` is overwritten).
+
+    ``m`` is the image's mean grey (ITU-R 601-2 luma, as torchvision), taken from the channel
+    means: no grey copy.  One gain and one offset per image, so the blend is one ``addcmul``.
+    """
+    n = x.shape[0]
+    grey = x.mean((2, 3)) @ luma_weights(x.device, x.dtype)                 # (B,)
+    gain = (brightness * contrast).to(x.dtype).view(n, 1, 1, 1)
+    offset = (brightness * (1 - contrast) * grey).to(x.dtype).view(n, 1, 1, 1)
+    return torch.addcmul(offset, x, gain, out=x).clamp_(0, 255)
+
+
+def flip_batch(x: torch.Tensor, hsign, vsign) -> torch.Tensor:
+    """Exact flips, no interpolation: images with sign -1 are mirrored (a new tensor).
 
     ``torch.where`` over the whole batch: selecting the chosen images first would need their
     count on the host, a wait for the GPU on every batch.
     """
     for sign, dim in ((hsign, 3), (vsign, 2)):
-        flip = (sign < 0).view(-1, 1, 1, 1)
-        x.copy_(torch.where(flip, x.flip(dim), x))
+        if isinstance(sign, torch.Tensor):
+            x = torch.where((sign < 0).view(-1, 1, 1, 1), x.flip(dim), x)
     return x
+
+
+def flip_pairs(n: int, hsign, vsign, device) -> torch.Tensor | None:
+    """``(n, 2)`` mirror signs (x, y) for the warp; None when nothing is mirrored.  A constant
+    axis is filled on the device (``torch.ones``), never copied from the host."""
+    if not isinstance(hsign, torch.Tensor) and not isinstance(vsign, torch.Tensor):
+        return None
+    ones = torch.ones(n, device=device)
+    return torch.stack([hsign if isinstance(hsign, torch.Tensor) else ones,
+                        vsign if isinstance(vsign, torch.Tensor) else ones], 1)
 
 
 class BatchAugment:
@@ -130,96 +194,96 @@ class BatchAugment:
 
     def __init__(self, spec: AugmentSpec):
         self.spec = spec
-        self.warps = spec.train and (spec.random_crop or spec.rotate_deg > 0 or spec.affine)
-        self.flips = spec.train and (spec.hflip > 0 or spec.vflip > 0)
-        self.colour = spec.train and (spec.brightness > 0 or spec.contrast > 0)
+        self.plan = DrawPlan(spec)
+        columns = self.plan.columns
+        self.warps = "area" in columns or "angle" in columns
+        self.flips = "hflip" in columns or "vflip" in columns
+        self.colour = "brightness" in columns
 
     @property
     def identity(self) -> bool:
         """Nothing random to do: callers may skip the call."""
         return not (self.warps or self.flips or self.colour)
 
-    def __call__(self, images: torch.Tensor, g: torch.Generator,
-                 host: torch.Generator | None = None) -> torch.Tensor:
-        """``g`` draws per image on the images' device; ``host`` (a CPU generator, default
-        ``g`` when that is one) draws the per-batch choices."""
-        n, device = images.shape[0], images.device
-        if host is None:
-            if g.device.type != "cpu":
-                raise ValueError("BatchAugment on a GPU needs a host (CPU) generator too")
-            host = g
+    def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """``g`` draws every per-image number on the images' device; the caller's batch is
+        never modified."""
+        spec, n = self.spec, images.shape[0]
+        d = self.plan.draw(n, g, images.device) if len(self.plan) else {}
+        hsign, vsign = flip_signs(d.get("hflip"), spec.hflip), flip_signs(d.get("vflip"),
+                                                                         spec.vflip)
         if self.warps:
-            x = self.warp(images.float(), g)
+            x = self.warp(images.float(), d, hsign, vsign)
         elif self.flips:
-            # flip the uint8 copy (a quarter of the bytes), then convert
-            x = flip_batch(images.clone(), flip_signs(n, self.spec.hflip, g, device),
-                           flip_signs(n, self.spec.vflip, g, device)).float()
+            # flip the uint8 batch (a quarter of the bytes), then convert
+            x = flip_batch(images, hsign, vsign).float()
         else:
-            x = images.to(torch.float32, copy=True)     # the caller's batch is never modified
+            x = images.to(torch.float32, copy=True)
         if self.colour:
-            x = self.jitter(x, g, host)
+            x = blend_colour(x, d["brightness"], d["contrast"])
         return x
 
-    def warp(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def warp(self, x: torch.Tensor, d: dict, hsign, vsign) -> torch.Tensor:
         """One bilinear resample per image: crop box, flips and affine composed."""
-        spec, (n, _, h, w), device = self.spec, x.shape, x.device
-        if spec.random_crop:
-            box = crop_boxes(n, spec, g, device)
-        else:   # the whole image: centre (0, 0), size (1, 1); filled on the device
-            box = torch.zeros(n, 4, device=device)
-            box[:, 2:] = 1.0
-        hsign = flip_signs(n, spec.hflip, g, device)
-        vsign = flip_signs(n, spec.vflip, g, device)
-        has_affine = spec.rotate_deg > 0 or spec.affine
-        if has_affine:
-            theta = inverse_affine(n, spec, g, device)
-        else:
-            theta = torch.eye(2, 3, device=device).expand(n, 2, 3)
+        (n, _, h, w), device = x.shape, x.device
+        has_affine = "angle" in d
+        theta = inverse_affine(d["angle"], d["zoom"], d["shift"]) if has_affine \
+            else torch.eye(2, 3, device=device).expand(n, 2, 3)
         # q: where each output pixel lies in the (flipped) crop, inside it when in [-1, 1]
         q = affine_coords(theta, h, w)                                      # (B, H, W, 2)
-        scale = torch.stack([hsign * box[:, 2], vsign * box[:, 3]], 1).view(n, 1, 1, 2)
-        grid = torch.addcmul(box[:, :2].reshape(n, 1, 1, 2), q, scale)
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=False)
-        if has_affine and spec.random_crop:
+        sign = flip_pairs(n, hsign, vsign, device)                          # (B, 2) or None
+        if "area" in d:
+            box = crop_boxes(d["area"], d["log_ratio"], d["corner"])
+            size = box[:, 2:] if sign is None else sign * box[:, 2:]
+            grid = torch.addcmul(box[:, :2].reshape(n, 1, 1, 2), q, size.view(n, 1, 1, 2))
+        else:   # the whole image
+            grid = q if sign is None else q * sign.view(n, 1, 1, 2)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if has_affine and "area" in d:
             # RandomAffine fills with black what falls outside the crop
             out.mul_((q.abs().amax(-1) <= 1).unsqueeze(1))                  # (B, 1, H, W)
         return out
 
-    def jitter(self, x: torch.Tensor, g: torch.Generator, host: torch.Generator) -> torch.Tensor:
-        """Brightness and contrast, in a random order per batch (ColorJitter draws one per call)."""
-        spec, n, device = self.spec, x.shape[0], x.device
-        b = uniform(n, 1 - spec.brightness, 1 + spec.brightness, g, device)
-        c = uniform(n, 1 - spec.contrast, 1 + spec.contrast, g, device)
-        contrast_first = bool(torch.rand(1, generator=host) < 0.5)
-        if contrast_first and spec.contrast:
-            x = adjust_contrast(x, c)
-        if spec.brightness:
-            x = adjust_brightness(x, b)
-        if not contrast_first and spec.contrast:
-            x = adjust_contrast(x, c)
-        return x
 
-
-def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
-              channels_last: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+class Normaliser:
     """uint8 or 0..255 float ``(B, 3, H, W)`` -> ``(x - mean) / std`` in the model's layout.
 
     ``mean``/``std`` are ``(1, 3, 1, 1)`` in 0..255 units (``loaders.base.norm_tensors``).  One
     fused ``x * (1 / std) - mean / std`` pass does the uint8 -> float conversion too, and writes
     straight into a tensor of the model's dtype and memory format: no extra layout or cast pass.
+    The constants are computed once, not per batch.
     """
-    scale, shift = 1.0 / std, -mean / std
-    b, c, h, w = x.shape
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    out = torch.empty((b, c, h, w), dtype=dtype, device=x.device, memory_format=layout)
-    if c > 1 and channels_last and x.is_contiguous(memory_format=torch.channels_last) \
-            and not x.is_contiguous():
-        # NHWC in and out: channels are the innermost axis, and broadcasting a size-3 axis there
-        # is slow on the CPU; as rows (B, H, W*C) against a repeated (W*C,) pattern it vectorises
-        rows = x.permute(0, 2, 3, 1).reshape(b, h, w * c)
-        torch.addcmul(shift.view(c).repeat(w), rows, scale.view(c).repeat(w),
-                      out=out.permute(0, 2, 3, 1).view(b, h, w * c))
-    else:
-        torch.addcmul(shift, x, scale, out=out)
-    return out
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.scale, self.shift = 1.0 / std, -mean / std
+        self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def row_constants(self, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The constants repeated along an NHWC row ``(W * C,)``, once per width."""
+        if w not in self.rows:
+            c = self.scale.numel()
+            self.rows[w] = (self.shift.view(c).repeat(w), self.scale.view(c).repeat(w))
+        return self.rows[w]
+
+    def __call__(self, x: torch.Tensor, *, channels_last: bool = False,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        b, c, h, w = x.shape
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        out = torch.empty((b, c, h, w), dtype=dtype, device=x.device, memory_format=layout)
+        if c > 1 and channels_last and x.is_contiguous(memory_format=torch.channels_last) \
+                and not x.is_contiguous():
+            # NHWC in and out: channels are the innermost axis, and broadcasting a size-3 axis
+            # there is slow on the CPU; as rows (B, H, W*C) against a repeated (W*C,) pattern
+            # it vectorises
+            shift, scale = self.row_constants(w)
+            torch.addcmul(shift, x.permute(0, 2, 3, 1).reshape(b, h, w * c), scale,
+                          out=out.permute(0, 2, 3, 1).view(b, h, w * c))
+        else:
+            torch.addcmul(self.shift, x, self.scale, out=out)
+        return out
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
+              channels_last: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-off :class:`Normaliser` call (loaders build one and keep it)."""
+    return Normaliser(mean, std)(x, channels_last=channels_last, dtype=dtype)

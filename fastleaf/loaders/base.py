@@ -24,6 +24,7 @@ import torch
 
 if TYPE_CHECKING:
     from ..data.augment import AugmentSpec
+    from ..data.batch_augment import Normaliser
     from ..data.table import Samples
 
 
@@ -123,21 +124,25 @@ class Loader:
         raise NotImplementedError
 
 
-def to_device_batch(images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor,
-                    std: torch.Tensor, options: LoaderOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def to_device_batch(images: torch.Tensor, labels: torch.Tensor, normaliser,
+                    options: LoaderOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 ``(B, 3, H, W)`` on the host (NCHW, or an NHWC batch seen as NCHW) -> normalised
     on the device, in the model's dtype and memory format (one fused pass).
 
     Moving uint8 and normalising on the device costs a quarter of the transfer of float32.
     """
-    from ..data.batch_augment import normalise
-
     device = options.device
     non_blocking = device.type == "cuda"     # the DataLoader pins its batches for this
     images = images.to(device, non_blocking=non_blocking)
     labels = labels.to(device, non_blocking=non_blocking)
-    return normalise(images, mean, std, channels_last=options.channels_last,
-                     dtype=options.dtype), labels
+    return normaliser(images, channels_last=options.channels_last, dtype=options.dtype), labels
+
+
+def normaliser_for(spec: "AugmentSpec", device) -> "Normaliser":
+    """The one fused normalise of a loader, its constants on ``device`` once."""
+    from ..data.batch_augment import Normaliser
+
+    return Normaliser(*norm_tensors(spec.mean, spec.std, device))
 
 
 def norm_tensors(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:

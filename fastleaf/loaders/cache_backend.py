@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from ..data.augment import AugmentSpec
-from ..data.batch_augment import BatchAugment, normalise
+from ..data.batch_augment import BatchAugment
 from ..data.imageio import ImageDecodeError, load_image
 from ..data.table import Samples, csv_line
 from ..errors import UsageError
 from ..utils.console import console, tracked
-from .base import Loader, LoaderOptions, norm_tensors
+from .base import Loader, LoaderOptions, normaliser_for
 from .pinned import gather_batches
 
 HEADROOM = 0.8          # use at most this share of the free memory for the decoded set
@@ -150,16 +150,14 @@ class CacheLoader(Loader):
         self.augment = BatchAugment(spec)
         # a CPU run renders views with OpenCV; a CUDA run augments the batch on the GPU
         self.views = cpu_views(spec, options) if device.type == "cpu" else None
-        self.mean, self.std = norm_tensors(spec.mean, spec.std, device)
+        self.normalise = normaliser_for(spec, device)
 
-    def generators(self) -> tuple[torch.Generator, torch.Generator]:
-        """(device, host) generators for the augmentation draws, reproducible per (seed, epoch,
-        shard).  Per-batch choices come from the host one: reading a device draw back would
-        stall the GPU on every batch."""
+    def generator(self) -> torch.Generator:
+        """The device generator of the augmentation draws, reproducible per (seed, epoch,
+        shard); every draw stays on the device (reading one back would stall the GPU)."""
         o = self.options
         seed = (o.seed * 1_000_003 + self.epoch * 7919 + o.shard.index) % 2**63
-        g = torch.Generator(device=o.device).manual_seed(seed)
-        return g, (g if o.device.type == "cpu" else torch.Generator().manual_seed(seed))
+        return torch.Generator(device=o.device).manual_seed(seed)
 
     def __iter__(self):
         o = self.options
@@ -167,7 +165,7 @@ class CacheLoader(Loader):
         if self.training and self.views is not None:
             yield from self.rendered(order)
             return
-        g, host = self.generators()
+        g = self.generator()
         files = to_device(torch.from_numpy(self.index[order]), self.images.device)
         rows = to_device(torch.from_numpy(order), o.device)
         # uint8 crosses the bus (a quarter of the bytes of float32), gathered ahead on a thread
@@ -176,9 +174,8 @@ class CacheLoader(Loader):
             if o.channels_last:
                 images = as_nchw(images)                       # (B, 3, S, S), NHWC in memory
             if self.training and not self.augment.identity:
-                images = self.augment(images, g, host)
-            yield (normalise(images, self.mean, self.std, channels_last=o.channels_last,
-                             dtype=o.dtype),
+                images = self.augment(images, g)
+            yield (self.normalise(images, channels_last=o.channels_last, dtype=o.dtype),
                    self.labels.index_select(0, rows[start:start + o.batch_size]))
 
     def rendered(self, order: np.ndarray):
@@ -188,7 +185,7 @@ class CacheLoader(Loader):
         starts = range(0, len(order), bs)
         files = (self.index[order[s:s + bs]] for s in starts)
         for s, images in zip(starts, self.views.stream(self.images, files, rng)):
-            x = normalise(as_nchw(images), self.mean, self.std, channels_last=o.channels_last,
+            x = self.normalise(as_nchw(images), channels_last=o.channels_last,
                           dtype=o.dtype)
             yield (x if o.channels_last else x.contiguous(),
                    self.labels.index_select(0, torch.from_numpy(order[s:s + bs])))

@@ -25,7 +25,7 @@ from ..data.augment import AugmentSpec
 from ..data.imageio import ImageDecodeError, decode_rgb, probe, read_bytes
 from ..data.table import Samples, csv_line
 from ..errors import BackendFailed
-from .base import Loader, LoaderOptions, augment_seed, norm_tensors
+from .base import Loader, LoaderOptions, augment_seed, normaliser_for
 from .dali_graph import READER, GraphOptions, define_graph
 
 FALLBACK = "use --loader torchvision (or --loader auto) instead"
@@ -189,7 +189,7 @@ class DaliLoader(Loader):
         # positions of distinct rows (training lists wrap around, repeating a few)
         self.distinct = np.sort(np.unique(rows, return_index=True)[1])
         self.sizes = check_headers(self.listed.subset(self.distinct))
-        self.mean, self.std = norm_tensors(spec.mean, spec.std, options.device)
+        self.normalise = normaliser_for(spec, options.device)
         self.labels = torch.as_tensor(self.listed.labels, dtype=torch.int64,
                                       device=options.device)
         self.iterator = self.guard(self.start)
@@ -256,11 +256,9 @@ class DaliLoader(Loader):
     def to_batch(self, images: torch.Tensor, index: torch.Tensor):
         """DALI output -> contract: uint8 ``(B, H, W, 3)`` becomes ``(B, 3, H, W)`` normalised
         in the model's dtype and layout in one fused pass; int64 labels ``(B,)``."""
-        from ..data.batch_augment import normalise
-
         device = self.options.device
         images = images.to(device, non_blocking=device.type == "cuda").permute(0, 3, 1, 2)
-        images = normalise(images, self.mean, self.std, channels_last=self.options.channels_last,
-                           dtype=self.options.dtype)
+        images = self.normalise(images, channels_last=self.options.channels_last,
+                                dtype=self.options.dtype)
         index = index.view(-1).to(device=self.labels.device, dtype=torch.int64)
         return images, self.labels.index_select(0, index)

@@ -25,7 +25,7 @@ from ..data.augment import AugmentSpec
 from ..data.imageio import load_image
 from ..data.table import Samples
 from ..utils.console import console
-from .base import (Loader, LoaderOptions, augment_seed, epoch_order, norm_tensors, train_count,
+from .base import (Loader, LoaderOptions, augment_seed, epoch_order, normaliser_for, train_count,
                    to_device_batch)
 
 
@@ -167,7 +167,7 @@ class TorchvisionLoader(Loader):
             pin_memory=options.device.type == "cuda", drop_last=False,
             persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=self.generator, worker_init_fn=init_worker if workers > 0 else None)
-        self.mean, self.std = norm_tensors(spec.mean, spec.std, options.device)
+        self.normalise = normaliser_for(spec, options.device)
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
@@ -178,4 +178,4 @@ class TorchvisionLoader(Loader):
         for images, labels in self.loader:
             if self.dataset.hwc:
                 images = images.permute(0, 3, 1, 2)   # (B, 3, S, S) view of NHWC memory
-            yield to_device_batch(images, labels, self.mean, self.std, self.options)
+            yield to_device_batch(images, labels, self.normalise, self.options)

@@ -87,8 +87,9 @@ def test_wheel_installed_elsewhere_lists_shows_and_trains(tmp_path, tiny_data):
     assert {"tests/test_wheel.py", "tests/conftest.py", "configs/cnn.yaml",
             "configs/README.md"} <= in_sdist
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    # every recipe, and their README (an installed copy says what each reproduces)
     assert {name for name in in_wheel if name.startswith("fastleaf/configs/")} == \
-        {f"fastleaf/configs/{name}.yaml" for name in RECIPES}
+        {f"fastleaf/configs/{name}.yaml" for name in RECIPES} | {"fastleaf/configs/README.md"}
     assert not any(name.startswith("tests/") for name in in_wheel)
 
     work = tmp_path / "work"

@@ -1,4 +1,5 @@
-"""Built-in recipes: the YAML files in ``fastleaf/configs/``, shipped inside the package.
+"""Built-in recipes: the YAML files in ``configs/`` at the repository root, shipped inside the
+package as ``fastleaf/configs/``.
 
     fastleaf configs                          # one line per recipe
     fastleaf configs show resnet18 > my.yaml  # the YAML, to copy and edit
@@ -6,8 +7,8 @@
     fastleaf train --data DIR --config my.yaml
 
 A recipe is a YAML file of ``TrainConfig`` keys. Adding one is dropping ``NAME.yaml`` into
-``fastleaf/configs/`` whose first line is ``# description: what it reproduces`` (a
-``description:`` key works too; the config loader ignores it).
+``configs/`` whose first line is ``# description: what it reproduces`` (a ``description:`` key
+works too; the config loader ignores it), and a line for it in ``configs/README.md``.
 """
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ class Recipe:
 
 def recipe_dir() -> Traversable:
     # importlib.resources rather than __file__, so the recipes are found in any installed layout
-    return resources.files("fastleaf") / "configs"
+    installed = resources.files("fastleaf") / "configs"
+    if installed.is_dir():
+        return installed
+    # a source checkout (on PYTHONPATH, or `pip install -e .`): the one copy beside the package
+    return Path(__file__).resolve().parents[1] / "configs"
 
 
 def recipe_names() -> list[str]:
@@ -78,8 +83,7 @@ def locate_config(source: str | Path) -> tuple[Traversable | Path, str | None]:
 
     An existing file wins, so a user's edited ``resnet18.yaml`` is taken as it is. Otherwise a
     built-in name (``cnn``, ``cnn.yaml``); a missing path whose file name is a built-in recipe
-    (``configs/cnn.yaml``, from the days the recipes lived in the repository) takes the built-in
-    and says so.
+    (``configs/cnn.yaml`` typed outside a checkout) takes the built-in and says so.
     """
     path = Path(source)
     if path.is_file():

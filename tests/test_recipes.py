@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,19 @@ from fastleaf.config import TrainConfig, resolve_config
 from fastleaf.recipes import describe, list_recipes, locate_config, recipe_dir, recipe_names
 
 PAPER = {"cnn": "cnn", "vgg16": "vgg16", "resnet18": "resnet18", "deit_tiny": "deit_tiny"}
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def files_in_configs() -> list[str]:
+    return sorted(path.stem for path in CONFIGS.glob("*.yaml"))
+
+
+def listed_names(listing: str) -> list[str]:
+    """The recipe names in `fastleaf configs` output: the rows between the header and the
+    blank line before the usage hint."""
+    table = listing.split("\n\n")[0].splitlines()
+    assert table[0].split()[0] == "NAME"
+    return [row.split()[0] for row in table[1:]]
 
 
 def test_every_recipe_resolves_and_describes_itself():
@@ -78,6 +92,25 @@ def test_configs_command_lists_one_line_each_and_shows_yaml(capsys):
     assert shown == (recipe_dir() / "deit_tiny.yaml").read_text()
     assert yaml.safe_load(shown)["model"] == "deit_tiny"
     assert main(["configs", "show", "nope"]) == 2
+
+
+def test_configs_lists_every_file_in_configs_and_nothing_else(capsys):
+    assert len(files_in_configs()) >= 5
+    assert main(["configs"]) == 0
+    # the repository's configs/ folder is what a checkout lists, README.md and all else aside
+    assert listed_names(capsys.readouterr().out) == files_in_configs()
+
+
+def test_configs_readme_has_one_row_per_recipe_file():
+    rows = [line.split("|")[1:4] for line in (CONFIGS / "README.md").read_text().splitlines()
+            if line.startswith("| `")]
+    names = [name.strip().strip("`") for name, _, _ in rows]
+    assert len(names) == len(set(names)), f"a recipe has two rows in configs/README.md: {names}"
+    missing, stale = set(files_in_configs()) - set(names), set(names) - set(files_in_configs())
+    assert not missing, f"configs/README.md has no row for {sorted(missing)}"
+    assert not stale, f"configs/README.md lists {sorted(stale)}, which configs/ does not have"
+    for name, reproduces, source in rows:
+        assert reproduces.strip() and source.strip(), f"{name}: a row needs both columns"
 
 
 def test_configs_answers_without_importing_torch():

@@ -15,8 +15,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # what a build reads; copied so the build's egg-info and build/ never land in the checkout
-SOURCE = ("pyproject.toml", "README.md", "MANIFEST.in", "fastleaf", "tests", "benchmarks")
-RECIPES = {"cnn", "vgg16", "resnet18", "deit_tiny", "kaggle_resnet50"}
+SOURCE = ("pyproject.toml", "README.md", "MANIFEST.in", "fastleaf", "configs", "tests",
+          "benchmarks")
+RECIPES = sorted(path.stem for path in (REPO / "configs").glob("*.yaml"))
+
+
+def test_listed_packages_are_the_package_folders_plus_the_recipes():
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(init.parent.relative_to(REPO).parts)
+               for init in (REPO / "fastleaf").rglob("__init__.py")}
+    # a new subpackage left out of the list would be missing from the wheel
+    assert set(tool["packages"]) == folders | {"fastleaf.configs"}
+    assert tool["package-dir"] == {"fastleaf.configs": "configs"}
+    assert not (REPO / "fastleaf" / "configs").exists(), "the recipes have one copy: configs/"
 
 
 def require_build_tools() -> None:
@@ -72,9 +84,12 @@ def test_wheel_installed_elsewhere_lists_shows_and_trains(tmp_path, tiny_data):
     sdist, wheel = build_dists(tmp_path / "build")
     with tarfile.open(sdist) as tar:
         in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    assert {"tests/test_wheel.py", "tests/conftest.py", "fastleaf/configs/cnn.yaml"} <= in_sdist
+    assert {"tests/test_wheel.py", "tests/conftest.py", "configs/cnn.yaml",
+            "configs/README.md"} <= in_sdist
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"fastleaf/configs/{name}.yaml" for name in RECIPES} <= in_wheel
+    # every recipe, and their README (an installed copy says what each reproduces)
+    assert {name for name in in_wheel if name.startswith("fastleaf/configs/")} == \
+        {f"fastleaf/configs/{name}.yaml" for name in RECIPES} | {"fastleaf/configs/README.md"}
     assert not any(name.startswith("tests/") for name in in_wheel)
 
     work = tmp_path / "work"
@@ -91,8 +106,8 @@ def test_wheel_installed_elsewhere_lists_shows_and_trains(tmp_path, tiny_data):
     # the console script pip wrote, and the version from the installed metadata
     assert run(str(target / "bin" / "fastleaf"), "--version").split() == \
         ["fastleaf", version("fastleaf")]
-    listing = fastleaf("configs")
-    assert RECIPES <= {line.split()[0] for line in listing.splitlines() if line.strip()}
+    listing = fastleaf("configs").split("\n\n")[0].splitlines()
+    assert [row.split()[0] for row in listing[1:]] == RECIPES
     shown = yaml.safe_load(fastleaf("configs", "show", "cnn"))
     assert shown["model"] == "cnn" and shown["epochs"] == 20
 

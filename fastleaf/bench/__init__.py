@@ -5,7 +5,8 @@
     result.rows      # dicts: model, mode, loader, amp, channels_last, compile, img_per_s, ...
 """
 from .measure import BenchResult, BenchSettings, Flags, run_bench
-from .report import ROW_KEYS, add_efficiency, machine_info, print_rows, write_csv, write_json
+from .report import (ROW_KEYS, add_efficiency, machine_info, print_rows, print_summary, write_csv,
+                     write_json)
 
 __all__ = ["BenchResult", "BenchSettings", "Flags", "ROW_KEYS", "add_efficiency", "machine_info",
-           "print_rows", "run_bench", "write_csv", "write_json"]
+           "print_rows", "print_summary", "run_bench", "write_csv", "write_json"]

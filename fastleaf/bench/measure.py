@@ -21,16 +21,17 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..config import TrainConfig
 from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
-from ..errors import UsageError
 from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
-from ..utils.console import console, tracked
+from ..utils.console import console
 from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
 from ..utils.device import configure_device, resolve_device, seed_everything
+from .plan import Case, Plan
+from .probe import CaseProgress, make_plan
+from .runner import build_case_model, mode_runner
 from .report import add_efficiency, device_name
-from .timing import Steps, batch_stream, time_repeats
+from .timing import batch_stream, time_repeats
 
 DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
 DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
@@ -81,6 +82,7 @@ class BenchSettings:
     threads: int | None = None             # torch threads on the CPU; None: plan_split's
     device: str = "auto"
     seed: int = 0
+    budget: float | None = None            # seconds for the whole bench; None: no limit
 
 
 @dataclass
@@ -88,6 +90,8 @@ class BenchResult:
     rows: list[dict]
     skipped: dict[str, str] = field(default_factory=dict)   # loader -> why it was not run
     device: str = ""
+    plan: Plan | None = None               # what was planned, estimated and left out
+    seconds: float = 0.0                   # wall time of the whole bench
 
 
 def check_loader(name: str, device: torch.device) -> str | None:
@@ -170,34 +174,6 @@ def min_images(settings: BenchSettings) -> int:
     return settings.min_images
 
 
-def build_case_model(name: str, flags: Flags, num_classes: int, settings: BenchSettings,
-                     device: torch.device) -> nn.Module:
-    """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
-    from ..train.trainer import build_model
-
-    cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
-                      img_size=settings.img_size)
-    return build_model(cfg, num_classes, device)[1]
-
-
-def mode_runner(model: nn.Module, mode: str, precision: Precision):
-    """A function that runs one bounded pass: training steps or prediction batches."""
-    from ..train.loop import predict_logits, train_one_epoch
-    from ..train.optim import create_optimizer
-
-    if mode == "load":
-        # the loader alone (training views, batches on the device); the model is not run
-        return lambda steps: sum(1 for _ in steps)
-    if mode == "infer":
-        return lambda steps: predict_logits(model, steps, precision)
-    if mode != "train":
-        raise UsageError(f"unknown bench mode {mode!r}: train, infer or load")
-    # forward + backward + optimizer step, exactly the training loop's step
-    optimizer = create_optimizer(model, "adam", 3e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    return lambda steps: train_one_epoch(model, steps, optimizer, precision, loss_fn)
-
-
 def case_row(model_name: str, mode: str, loader_name: str, flags: Flags, settings: BenchSettings,
              timing, setup_s: float, device: torch.device) -> dict:
     return {"model": model_name, "mode": mode, "loader": loader_name, "amp": flags.amp,
@@ -211,42 +187,51 @@ def case_row(model_name: str, mode: str, loader_name: str, flags: Flags, setting
             "device": device_name(device), "efficiency": None}
 
 
-def run_model(model_name: str, flags: Flags, pool: LoaderPool, loaders: list[str],
-              num_classes: int, on_row: Callable[[dict], None]) -> None:
-    """Every mode x loader case of one model with one set of speed flags."""
-    s, device = pool.settings, pool.device
+def run_case(case: Case, model: nn.Module, precision: Precision, pool: LoaderPool,
+             on_row: Callable[[dict], None]) -> dict | None:
+    """Time one (model, flags, mode, loader) case; its row, or None when it could not run."""
+    s, device, flags = pool.settings, pool.device, case.flags
+    built = pool.get(case.loader, case.mode, flags.channels_last, loader_dtype(precision, device))
+    if built is None:
+        return None
+    loader, setup_s = built
+    loader_split(s, case.loader, device).apply()     # every case runs as training would
+    seed_everything(s.seed)
     try:
-        model = build_case_model(model_name, flags, num_classes, s, device)
+        timing = time_repeats(mode_runner(model, case.mode, precision), batch_stream(loader),
+                              device, warmup=s.warmup, steps=s.steps, repeats=s.repeats,
+                              max_seconds=s.max_seconds)
     except Exception as err:
-        record_failure(pool, f"{model_name} ({flags.label()})", err)
-        return
-    precision = create_precision(flags.amp, device)
-    dtype = loader_dtype(precision, device)
-    for mode in s.modes:
-        run = mode_runner(model, mode, precision)
-        for loader_name in loaders:
-            built = pool.get(loader_name, mode, flags.channels_last, dtype)
-            if built is None:
-                continue
-            loader, setup_s = built
-            loader_split(s, loader_name, device).apply()     # every case runs as training would
-            seed_everything(s.seed)
+        pool.discard(case.loader, case.mode, flags.channels_last, loader_dtype(precision, device))
+        record_failure(pool, f"{case.loader} ({case.model} {case.mode} {flags.label()})", err)
+        return None
+    row = case_row(case.model, case.mode, case.loader, flags, s, timing, setup_s, device)
+    # what fed the model: worker pipeline, loader workers and torch threads
+    row.update(pipeline=getattr(loader, "pipeline", case.loader),
+               workers=getattr(getattr(loader, "options", None), "workers", None),
+               torch_threads=torch.get_num_threads())
+    on_row(row)
+    return row
+
+
+def run_plan(plan: Plan, pool: LoaderPool, num_classes: int,
+             on_row: Callable[[dict], None]) -> None:
+    """Every planned case in order, one model built per (model, flags), with progress."""
+    progress = CaseProgress(plan)
+    current, model, precision = None, None, None
+    for case in plan.cases:
+        start = time.perf_counter()
+        if current != (case.model, case.flags):
+            current, model = (case.model, case.flags), None
             try:
-                timing = time_repeats(run, batch_stream(loader), device, warmup=s.warmup,
-                                      steps=s.steps, repeats=s.repeats,
-                                      max_seconds=s.max_seconds)
+                model = build_case_model(case.model, case.flags, num_classes, pool.settings,
+                                         pool.device)
             except Exception as err:
-                pool.discard(loader_name, mode, flags.channels_last, dtype)
-                record_failure(pool, f"{loader_name} ({model_name} {mode} {flags.label()})", err)
-                continue
-            row = case_row(model_name, mode, loader_name, flags, s, timing, setup_s, device)
-            # what fed the model: worker pipeline, loader workers and torch threads
-            row.update(pipeline=getattr(loader, "pipeline", loader_name),
-                       workers=getattr(getattr(loader, "options", None), "workers", None),
-                       torch_threads=torch.get_num_threads())
-            on_row(row)
-            console.print(f"  {model_name:<10} {mode:<5} {loader_name:<11} {flags.label():<15} "
-                          f"{timing.img_per_s:9.1f} img/s")
+                record_failure(pool, f"{case.model} ({case.flags.label()})", err)
+            precision = create_precision(case.flags.amp, pool.device)
+        row = run_case(case, model, precision, pool, on_row) if model is not None else None
+        progress.finished(case, row, time.perf_counter() - start)
+    progress.close()
 
 
 def record_failure(pool: LoaderPool, case: str, err: Exception) -> None:
@@ -258,22 +243,28 @@ def record_failure(pool: LoaderPool, case: str, err: Exception) -> None:
         torch.cuda.empty_cache()
 
 
-def run_bench(settings: BenchSettings,
-              on_row: Callable[[list[dict], dict], None] | None = None) -> BenchResult:
-    """Measure every case of ``settings``; returns rows (with efficiency) and skipped loaders.
-
-    ``on_row(rows, skipped)`` is called after every measured case with everything so far.
-    """
-    device = resolve_device(settings.device)
-    configure_device(device)
-    skipped = {}
-    loaders = []
+def usable_loaders(settings: BenchSettings, device: torch.device) -> tuple[list[str], dict]:
+    loaders, skipped = [], {}
     for name in settings.loaders:
         why = check_loader(name, device)
         if why is None:
             loaders.append(name)
         else:
             skipped[name] = why
+    return loaders, skipped
+
+
+def run_bench(settings: BenchSettings,
+              on_row: Callable[[list[dict], dict], None] | None = None) -> BenchResult:
+    """Probe, plan and measure every case of ``settings`` that fits its budget; returns rows
+    (with efficiency), skipped loaders and cases, and the plan.
+
+    ``on_row(rows, skipped)`` is called after every measured case with everything so far.
+    """
+    began = time.perf_counter()
+    device = resolve_device(settings.device)
+    configure_device(device)
+    loaders, skipped = usable_loaders(settings, device)
     flag_sets = settings.flags or (Flags.defaults(device),)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="fastleaf-bench-") as tmp:
@@ -282,6 +273,7 @@ def run_bench(settings: BenchSettings,
                       f"{settings.batch_size}, {settings.img_size}px, loaders {', '.join(loaders)}")
         for name in loaders:
             console.print(f"  {name}: {loader_split(settings, name, device).describe()}")
+        plan = make_plan(settings, device, loaders, flag_sets, num_classes, len(samples))
         pool = LoaderPool(samples, settings, device)
         pool.skipped.update(skipped)
 
@@ -290,9 +282,8 @@ def run_bench(settings: BenchSettings,
             if on_row is not None:
                 on_row(add_efficiency(rows), dict(pool.skipped))
 
-        cases = list(itertools.product(settings.models, flag_sets))
-        for model_name, flags in tracked(cases, "bench cases"):
-            run_model(model_name, flags, pool, loaders, num_classes, add)
+        run_plan(plan, pool, num_classes, add)
         skipped = pool.skipped
         pool.built.clear()
-    return BenchResult(add_efficiency(rows), skipped, device_name(device))
+    return BenchResult(add_efficiency(rows), skipped, device_name(device), plan,
+                       time.perf_counter() - began)

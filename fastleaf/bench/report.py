@@ -106,6 +106,42 @@ def print_rows(rows: list[dict], skipped: dict[str, str] | None = None) -> None:
         console.print(f"[yellow]skipped loader {name}[/yellow]: {why}")
 
 
+def best_per_model(rows: list[dict]) -> list[dict]:
+    """Per model: the fastest real loader (not synthetic) of its training rows (inference when
+    it has none), with its efficiency against compute-only."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["loader"] == "synthetic" or row["mode"] == "load":
+            continue
+        current = best.get(row["model"])
+        better_mode = current is not None and current["mode"] != "train" and row["mode"] == "train"
+        if current is None or better_mode or (row["mode"] == current["mode"]
+                                               and row["img_per_s"] > current["img_per_s"]):
+            best[row["model"]] = row
+    return list(best.values())
+
+
+def print_summary(result) -> None:
+    """The figures people compare, last: per model the best loader and its efficiency; the
+    estimate against the time taken; how to run what the budget left out."""
+    from .plan import duration, how_to_run_skipped
+
+    for row in best_per_model(result.rows):
+        eff = "" if row["efficiency"] is None else \
+            f", {row['efficiency']:.0%} of compute-only ({row['mode']} on synthetic batches)"
+        console.print(f"best for {row['model']}: {row['loader']} {row['img_per_s']:.1f} img/s "
+                      f"({row['mode']}){eff}", soft_wrap=True, markup=False)
+    plan = result.plan
+    if plan is not None:
+        console.print(f"took {duration(result.seconds)} (estimated {duration(plan.total)} for "
+                      f"{len(plan.cases)} cases, plus the probe)", soft_wrap=True)
+        advice = how_to_run_skipped(plan)
+        if advice:
+            console.print(f"[yellow]{advice}[/yellow]", soft_wrap=True)
+    console.print("the plain PyTorch loop's ratio is measured by benchmarks/yardstick.py",
+                  soft_wrap=True)
+
+
 def write_json(path, rows: list[dict], skipped: dict | None = None,
                settings: dict | None = None) -> None:
     """``{"machine", "settings", "skipped", "rows"}``, written atomically."""

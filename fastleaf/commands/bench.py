@@ -1,7 +1,9 @@
 """``fastleaf bench``: images/sec per model, mode, loader and speed flags.
 
+    fastleaf bench                      # a plan and estimate first; a few minutes on a CPU
     fastleaf bench --data data/classify-leaves --models cnn,resnet18 --json bench.json
     fastleaf bench --models cnn --loaders cache-ram,synthetic --matrix --csv flags.csv
+    fastleaf bench --budget inf         # every case, however long
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ HELP = "measure training/inference images/sec across models, loaders and speed f
 def add_arguments(p: argparse.ArgumentParser) -> None:
     flag = argparse.BooleanOptionalAction
     g = p.add_argument_group("what to measure")
-    g.add_argument("--models", default="cnn,vgg16,resnet18,deit_tiny",
-                   help="comma-separated built-in or timm names (cnn,vgg16,resnet18,deit_tiny)")
+    g.add_argument("--models", help="comma-separated built-in or timm names "
+                   "(cnn,vgg16,resnet18,deit_tiny)")
     g.add_argument("--modes", default="train,infer", help="train, infer and/or load (the loader alone, "
                    "training views) (train,infer)")
     g.add_argument("--loaders", default="dali,torchvision,cache-ram,cache-gpu,synthetic",
@@ -47,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cut a repeat short after this long (slow models on a CPU)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--budget", type=float, help="seconds for the whole bench: cases whose "
+                   "estimate does not fit are skipped and named ('inf': no limit; default: "
+                   "a few minutes on a CPU without --models, no limit otherwise)")
     g = p.add_argument_group("output")
     g.add_argument("--json", help="write the rows (with machine facts) to this JSON file")
     g.add_argument("--csv", help="write the rows to this CSV file")
@@ -56,9 +61,28 @@ def split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def budget_from_args(args: argparse.Namespace) -> float | None:
+    """The bench's time budget: ``--budget``, else a few minutes for a bare run on a CPU (its
+    default models take tens of minutes there), else none (a GPU runs everything in minutes)."""
+    import math
+
+    from ..bench.plan import CPU_BUDGET_S
+    from ..utils.device import resolve_device
+
+    if args.budget is not None:
+        if math.isnan(args.budget) or args.budget <= 0:
+            raise UsageError(f"--budget must be a positive number of seconds or inf, "
+                             f"got {args.budget}")
+        return None if math.isinf(args.budget) else args.budget
+    if args.models is None and resolve_device(args.device).type == "cpu":
+        return CPU_BUDGET_S
+    return None
+
+
 def settings_from_args(args: argparse.Namespace):
     """Namespace -> :class:`BenchSettings`; unset speed flags take the device defaults."""
     from ..bench import BenchSettings, Flags
+    from ..bench.measure import DEFAULT_MODELS
     from ..utils.device import resolve_device
 
     if args.matrix:
@@ -70,7 +94,8 @@ def settings_from_args(args: argparse.Namespace):
                        base.compile if args.compile is None else args.compile),)
     if min(args.steps, args.repeats, args.batch_size) < 1 or args.warmup < 0:
         raise UsageError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
-    return BenchSettings(models=split(args.models), modes=split(args.modes),
+    return BenchSettings(models=split(args.models) if args.models else DEFAULT_MODELS,
+                         modes=split(args.modes), budget=budget_from_args(args),
                          loaders=split(args.loaders), flags=flags, data=args.data,
                          min_images=args.min_images, img_size=args.img_size,
                          batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
@@ -83,7 +108,7 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ..bench import print_rows, run_bench, write_csv, write_json
+    from ..bench import print_rows, print_summary, run_bench, write_csv, write_json
     from ..utils.console import console
 
     settings = settings_from_args(args)
@@ -97,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_bench(settings, on_row=write)
     print_rows(result.rows, result.skipped)
+    print_summary(result)
     write(result.rows, result.skipped)
     for path in filter(None, (args.json, args.csv)):
         console.print(f"wrote {len(result.rows)} rows to {path}")

@@ -103,19 +103,23 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     data = data_config_of(cfg)
     # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
     # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
-    make = create_loader
-    if ranked:
-        # a chosen backend that fails to start hands over to the next choice with one line
-        # instead of ending the run; one list for both loaders, so a failure counts for both
-        choices = Choices([name for name, _ in ranked])
-
-        def make(samples, spec, opts, _backend):
-            return create_auto_loader(samples, spec, opts, choices)
+    make = loader_factory(ranked)
     train = make(table.train, train_spec(data, cfg.augment), replace(options, drop_last=True),
                  backend)
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
     val = make(table.val, eval_spec(data), options, backend) if len(table.val) else None
     return train, val, backend, why
+
+
+def loader_factory(ranked: list[tuple[str, str]] | None):
+    """``create_loader``, or for ``auto`` (``ranked`` choices) a factory whose loaders hand over
+    to the next choice with one line when a backend fails to start, instead of ending the run;
+    the run's loaders share one list, so a failure counts for both."""
+    if not ranked:
+        return create_loader
+    choices = Choices([name for name, _ in ranked])
+    return lambda samples, spec, options, _backend: create_auto_loader(samples, spec, options,
+                                                                       choices)
 
 
 def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None) -> dict:

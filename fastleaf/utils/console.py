@@ -2,11 +2,44 @@
 other long loop (prediction, evaluation, the data check, the cache decode, the bench)."""
 from __future__ import annotations
 
+import os
 from typing import Iterable, Iterator, TypeVar
 
-from rich.console import Console
+from rich.console import Console as RichConsole, ConsoleDimensions
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+
+# the width a pipe, a log file or CI gets when COLUMNS is unset: wide enough for every table
+PIPE_WIDTH = 200
+
+
+class Console(RichConsole):
+    """rich's console, except that output to anything but a terminal is never hard-wrapped.
+
+    rich wraps at 80 columns when stdout is not a terminal, which breaks ``grep`` and CI logs
+    mid-sentence.  Off a terminal, text lines stay whole (soft wrap) and tables get
+    ``PIPE_WIDTH`` columns unless COLUMNS says otherwise.
+    """
+
+    @property
+    def soft_wrap(self) -> bool:
+        return self._soft_wrap or not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        self._soft_wrap = value
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal or "COLUMNS" in os.environ or self._width is not None:
+            return size
+        return ConsoleDimensions(max(size.width, PIPE_WIDTH), size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        RichConsole.size.fset(self, new_size)
+
 
 console = Console(highlight=False)
 T = TypeVar("T")

@@ -1,0 +1,45 @@
+"""The code a bench case runs: the model as ``fastleaf train`` wraps it, and one bounded pass
+of training steps, prediction batches or the loader alone."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+from ..errors import UsageError
+from ..train.precision import Precision
+
+if TYPE_CHECKING:
+    from .measure import BenchSettings
+
+
+def build_case_model(name: str, flags, num_classes: int, settings: "BenchSettings",
+                     device: torch.device) -> nn.Module:
+    """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
+    from ..train.trainer import build_model
+
+    cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
+                      img_size=settings.img_size)
+    return build_model(cfg, num_classes, device)[1]
+
+
+def mode_runner(model: nn.Module, mode: str, precision: Precision):
+    """A function that runs one bounded pass: training steps or prediction batches."""
+    from ..train.loop import predict_logits, train_one_epoch
+    from ..train.optim import create_optimizer
+
+    if mode == "load":
+        # the loader alone (training views, batches on the device); the model is not run
+        return lambda steps: sum(1 for _ in steps)
+    if mode == "infer":
+        return lambda steps: predict_logits(model, steps, precision)
+    if mode != "train":
+        raise UsageError(f"unknown bench mode {mode!r}: train, infer or load")
+    # forward + backward + optimizer step, exactly the training loop's step
+    optimizer = create_optimizer(model, "adam", 3e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    return lambda steps: train_one_epoch(model, steps, optimizer, precision, loss_fn)
+
+

@@ -206,7 +206,9 @@ def test_gpu_pipeline_on_cuda(tiny_data):
                                                                          device=device), "dali"))
     cpu_x, cpu_y, _ = collect(create_loader(samples, spec, LoaderOptions(batch_size=5), "dali"))
     assert gpu_y.tolist() == cpu_y.tolist() == samples.labels.tolist()
-    assert (gpu_x.cpu() - cpu_x).abs().mean() < 0.02   # nvJPEG vs libjpeg-turbo
+    # nvJPEG with libjpeg-turbo's chroma upsampling (jpeg_fancy_upsampling) against
+    # libjpeg-turbo itself: only the IDCTs' rounding may differ
+    assert (gpu_x.cpu() - cpu_x).abs().mean() < 0.01
 
 
 def test_failures_not_about_decoding_keep_dalis_message_and_scan_nothing(monkeypatch, tiny_data):

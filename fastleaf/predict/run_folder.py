@@ -22,7 +22,9 @@ import torch
 from ..config import TrainConfig, load_yaml
 from ..data.table import Samples, Table, csv_row, load_table, resolve_layout
 from ..errors import UsageError
-from ..loaders import LoaderOptions, create_loader, resolve_backend
+from ..loaders import (LoaderOptions, auto_choices, create_auto_loader, create_loader,
+                       resolve_backend)
+from ..loaders.fallback import Choices
 from ..models.data_config import DataConfig, data_config_of, eval_spec
 from ..train.checkpoint import CheckpointError, load_checkpoint
 from ..utils.device import default_workers
@@ -100,6 +102,10 @@ class SavedRun:
         options = LoaderOptions(batch_size=batch_size, device=device, channels_last=bool(layout),
                                 workers=min(workers, max(1, -(-len(samples) // batch_size))),
                                 seed=self.config.seed)
+        if loader == "auto":
+            # a backend that fails to start hands over to the next choice with one line
+            choices = Choices([name for name, _ in auto_choices(device)])
+            return create_auto_loader(samples, eval_spec(self.data), options, choices)
         return create_loader(samples, eval_spec(self.data), options, backend)
 
 

@@ -42,26 +42,26 @@ class DrawPlan:
     """
 
     def __init__(self, spec: AugmentSpec):
+        # the spec's one derived view, as every backend reads it (the identity when not training)
+        d = spec.draws()
         self.columns: dict[str, slice] = {}
         self.lows: list[float] = []
         self.spans: list[float] = []
-        if spec.train and spec.random_crop:
-            self.add("area", CROP_TRIES, *spec.crop_scale)
-            self.add("log_ratio", CROP_TRIES, math.log(spec.crop_ratio[0]),
-                     math.log(spec.crop_ratio[1]))
+        if d.random_crop:
+            self.add("area", CROP_TRIES, *d.crop_scale)
+            self.add("log_ratio", CROP_TRIES, *(math.log(r) for r in d.crop_ratio))
             self.add("corner", 2, 0.0, 1.0)
-        for name, p in (("hflip", spec.hflip), ("vflip", spec.vflip)):
-            if spec.train and p > 0:
+        for name, p in (("hflip", d.hflip), ("vflip", d.vflip)):
+            if p > 0:
                 self.add(name, 1, 0.0, 1.0)
-        if spec.train and (spec.rotate_deg > 0 or spec.affine):
-            radians = spec.rotate_deg * math.pi / 180
-            self.add("angle", 1, -radians, radians)
-            self.add("zoom", 1, 1 - spec.scale, 1 + spec.scale)
+        if d.affine:
+            self.add("angle", 1, *(math.radians(a) for a in d.angle))
+            self.add("zoom", 1, *d.zoom)
             # normalised coordinates span 2 units per side, so a shift of f sides is 2f units
-            self.add("shift", 2, -2 * spec.shift, 2 * spec.shift)
-        if spec.train and (spec.brightness > 0 or spec.contrast > 0):
-            self.add("brightness", 1, 1 - spec.brightness, 1 + spec.brightness)
-            self.add("contrast", 1, 1 - spec.contrast, 1 + spec.contrast)
+            self.add("shift", 2, *(2 * f for f in d.shift))
+        if d.colour:
+            self.add("brightness", 1, *d.brightness)
+            self.add("contrast", 1, *d.contrast)
         self.cached: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def add(self, name: str, width: int, low: float, high: float) -> None:
@@ -193,7 +193,7 @@ class BatchAugment:
     """
 
     def __init__(self, spec: AugmentSpec):
-        self.spec = spec
+        self.draws = spec.draws()
         self.plan = DrawPlan(spec)
         columns = self.plan.columns
         self.warps = "area" in columns or "angle" in columns
@@ -208,10 +208,10 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """``g`` draws every per-image number on the images' device; the caller's batch is
         never modified."""
-        spec, n = self.spec, images.shape[0]
+        n = images.shape[0]
         d = self.plan.draw(n, g, images.device) if len(self.plan) else {}
-        hsign, vsign = flip_signs(d.get("hflip"), spec.hflip), flip_signs(d.get("vflip"),
-                                                                         spec.vflip)
+        hsign = flip_signs(d.get("hflip"), self.draws.hflip)
+        vsign = flip_signs(d.get("vflip"), self.draws.vflip)
         if self.warps:
             x = self.warp(images.float(), d, hsign, vsign)
         elif self.flips:

@@ -74,8 +74,13 @@ def test_prediction_flags_default_to_the_prediction_settings():
     from fastleaf.predict.settings import PredictSettings
 
     args = build_parser().parse_args(["tta-predict", "--checkpoint", "run"])
-    assert settings_from_args(args) == replace(PredictSettings(), tta="flips")
+    assert settings_from_args(args) == PredictSettings()      # every default is the settings'
+    for command in ("evaluate", "predict", "pseudo-label", "tta-predict"):
+        parser = build_parser()
+        sub = next(a for a in parser._subparsers._group_actions[0].choices.items()
+                   if a[0] == command)[1]
+        assert sub.get_default("tta") == PredictSettings.tta, command
     # evaluate inherits the run's own batch size, precision and layout
     args = build_parser().parse_args(["evaluate", "--checkpoint", "run", "--tta", "none"])
-    assert settings_from_args(args) == replace(PredictSettings(), batch_size=None, amp=None,
-                                               amp_dtype=None, channels_last=None)
+    assert settings_from_args(args) == replace(PredictSettings(), tta="none", batch_size=None,
+                                               amp=None, amp_dtype=None, channels_last=None)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..predict.settings import PredictSettings
+
 NAME = "evaluate"
 HELP = "score checkpoints on their validation split (or a labelled CSV) without and with TTA"
 
@@ -14,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder (default: the run's own)")
     p.add_argument("--csv", help="labelled image,label CSV (paths relative to --data) to score "
                    "instead of the runs' validation splits")
-    p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
+    p.add_argument("--tta", choices=TTA_NAMES, default=PredictSettings.tta, help=TTA_HELP)
     add_prediction_arguments(p, inherit=True)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..predict.settings import PredictSettings
+
 NAME = "predict"
 HELP = "name the species in a photo, or in every photo of a folder (CSV)"
 
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("target", metavar="IMAGE_OR_FOLDER",
                    help="a photo (any size, any format Pillow reads) or a folder of photos")
-    p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
+    p.add_argument("--tta", choices=TTA_NAMES, default=PredictSettings.tta, help=TTA_HELP)
     p.add_argument("--top", type=int, default=5, help="species listed for one photo (5)")
     p.add_argument("--out", metavar="FILE", default="predictions.csv",
                    help="for a folder: the image,label,probability CSV (predictions.csv)")

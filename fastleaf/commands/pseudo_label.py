@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from ..predict.settings import PredictSettings
 
 NAME = "pseudo-label"
 HELP = ("write a data folder whose train.csv adds test rows predicted with confidence "
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the new data folder (train.csv, test.csv, data.yaml)")
     p.add_argument("--threshold", type=float, default=0.9,
                    help="lowest ensemble probability of the predicted class kept (0.9)")
-    p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
+    p.add_argument("--tta", choices=TTA_NAMES, default=PredictSettings.tta, help=TTA_HELP)
     p.add_argument("--blend", metavar="FILE", help="blend.json (instead of --checkpoint)")
     add_prediction_arguments(p, inherit=False, checkpoint_required=False)
 

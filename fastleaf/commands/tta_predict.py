@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..predict.settings import PredictSettings
 from .flags import LOADER_HELP, add_deprecated
 
 NAME = "tta-predict"
 TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
-            "views), five-crop (corners + centre) (flips)")
+            f"views), five-crop (corners + centre) ({PredictSettings.tta})")
 HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
 
 
@@ -15,7 +16,6 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                              checkpoint_required: bool = True) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
     from ..config import LOADERS
-    from ..predict.settings import PredictSettings
 
     own = PredictSettings()
     flag = argparse.BooleanOptionalAction
@@ -44,8 +44,6 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..predict.settings import PredictSettings
-
     return PredictSettings(tta=args.tta, crop_fraction=args.crop_fraction,
                            batch_size=args.batch_size, device=args.device, amp=args.amp,
                            amp_dtype=args.amp_dtype, channels_last=args.channels_last,
@@ -57,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", help="Kaggle-layout folder holding test.csv; "
                    "default: references/test.csv with images under data/")
-    p.add_argument("--tta", choices=TTA_NAMES, default="flips", help=TTA_HELP)
+    p.add_argument("--tta", choices=TTA_NAMES, default=PredictSettings.tta, help=TTA_HELP)
     p.add_argument("--out", default="submission.csv", help="submission file (submission.csv)")
     p.add_argument("--save-probs", metavar="FILE",
                    help="also save the averaged probabilities (.npy or .csv) for stacking; "

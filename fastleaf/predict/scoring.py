@@ -65,7 +65,7 @@ def _pooled(groups, ttas) -> tuple[dict, dict, torch.Tensor]:
     return probs, seconds, labels
 
 
-def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = "flips",
+def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = PredictSettings.tta,
                          data_dir=None, csv=None, weights=None,
                          settings: PredictSettings | None = None) -> EvalResult:
     """Score checkpoints (one run, fold runs or an ensemble) without TTA and with ``tta``.

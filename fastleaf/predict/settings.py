@@ -11,7 +11,7 @@ class PredictSettings:
     """How to run the models.  ``None`` means "as the checkpoint was trained"; ``amp="auto"``
     turns autocast on where it is fast (see :func:`fastleaf.train.precision.amp_is_fast`)."""
 
-    tta: str = "none"
+    tta: str = "flips"           # the CLI's default too: every prediction command reads it here
     crop_fraction: float = DEFAULT_CROP_FRACTION
     batch_size: int | None = 256
     device: str = "auto"

@@ -75,6 +75,9 @@ class TrainConfig:
     out: str | None = None
     runs_dir: str = "runs"
     tensorboard: bool = True
+    tracker: str = "none"         # mlflow: also log params, metrics and artifacts to MLflow
+    tracking_uri: str | None = None    # None: sqlite:///<runs_dir>/mlflow.db (no server)
+    experiment: str = "fastleaf"
     progress: bool = True
     resume: str | None = None
     overwrite: bool = False       # replace an existing run folder instead of refusing it

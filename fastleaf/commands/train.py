@@ -125,6 +125,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     g.add_argument("--runs-dir", help=f"parent of default run folders ({D.runs_dir})")
     g.add_argument("--tensorboard", action=flag)
+    g.add_argument("--tracker", choices=["none", "mlflow"],
+                   help="also log to MLflow (params, per-epoch metrics, best.pt, metrics.csv, "
+                        f"config.yaml); needs pip install \"fastleaf[mlflow]\" ({D.tracker})")
+    g.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///RUNS_DIR/"
+                   "mlflow.db, a local store with no server)")
+    g.add_argument("--experiment", help=f"MLflow experiment name ({D.experiment})")
     g.add_argument("--progress", action=flag, help="live progress bars")
 
 

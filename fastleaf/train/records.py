@@ -39,8 +39,10 @@ def fmt(value):
 class RunRecorder:
     """metrics.csv + TensorBoard for one run folder; rank 0 only."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None,
+                 tracker=None):
         self.run_dir = Path(run_dir)
+        self.tracker = tracker         # an MLflow run (train/tracking.py) or None
         self.metrics_csv = self.run_dir / "metrics.csv"
         # keep rows of epochs already finished (resume): drop any at or past a restart point
         self.rows = read_rows(self.metrics_csv)
@@ -66,10 +68,15 @@ class RunRecorder:
                              ("speed/train_img_per_s", "img_per_s")):
                 self.writer.add_scalar(tag, float(row[key]), step)
             self.writer.flush()
+        if self.tracker is not None:
+            self.tracker.log_epoch(row)
 
-    def close(self) -> None:
+    def close(self, status: str = "FINISHED") -> None:
+        """``status``: FINISHED, KILLED (interrupted) or FAILED, as the tracker records it."""
         if self.writer is not None:
             self.writer.close()
+        if self.tracker is not None:
+            self.tracker.finish(status)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -46,6 +47,7 @@ from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
+from .tracking import create_tracker
 
 
 @dataclass
@@ -230,7 +232,8 @@ def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
     save_classes(run.table.classes, run_dir / "classes.json")
     checked.write(run_dir)
     run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
-                               purge_step=resume["epoch"] + 1 if resume else None)
+                               purge_step=resume["epoch"] + 1 if resume else None,
+                               tracker=create_tracker(cfg, run_dir))
     if resume:
         run.recorder.truncate(int(resume["epoch"]))   # rows after the checkpoint are redone
     else:
@@ -241,7 +244,7 @@ def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
 
 def clear_run(run_dir: Path) -> None:
     """``--overwrite``: the old run's records go, so nothing of it mixes into the new one."""
-    for name in (*RUN_FILES, "bad_rows.csv", "classes.json"):
+    for name in (*RUN_FILES, "bad_rows.csv", "classes.json", "mlflow_run_id"):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
@@ -427,11 +430,18 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                     console.print(epoch_line(row, cfg.epochs, is_best))
     finally:
         if run.recorder is not None:
-            run.recorder.close()
+            run.recorder.close(end_status(sys.exc_info()[1]))
     if info.main:
         append_score(run.run_dir.parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
     return RunResult(run.run_dir, run.best_epoch, run.best_row, row, run.train_loader.backend)
+
+
+def end_status(err: BaseException | None) -> str:
+    """How a run ended, in the trackers' words."""
+    if err is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(err, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED"
 
 
 def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> dict:

@@ -55,7 +55,7 @@ fetch() {  # fetch PYVER SPEC...: the wheels for one Python version, from the ca
   local flags=(--no-deps --only-binary=:all: --python-version "$py" --implementation cp
                --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$WHEELS")
   "$PYTHON" -m pip download -q "${flags[@]}" --no-index --find-links "$WHEELS" "$@" 2>/dev/null ||
-    "$PYTHON" -m pip download -q "${flags[@]}" "$@"
+    "$PYTHON" -m pip download -q "${flags[@]}" "$@" 2> >(grep -v 'WARNING: Location' >&2)
 }
 wheel() {  # wheel NAME [PYTAG]: the cached wheel file of a distribution
   local name=${1//-/_}

@@ -25,8 +25,13 @@ T0=$SECONDS
 mkdir -p "$DEST"
 DEST=$(cd "$DEST" && pwd)
 rm -rf "$DEST/dali"
+unxz() {  # a machine without xz-utils still has Python's lzma
+  if command -v xz >/dev/null; then xz -dc; else
+    "$PYTHON" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)'
+  fi
+}
 # the parts in SHA256SUMS order are the archive, byte for byte
-awk '{print $2}' "$PARTS/SHA256SUMS" | (cd "$PARTS" && xargs cat) | xz -dc | tar -C "$DEST" -xf -
+awk '{print $2}' "$PARTS/SHA256SUMS" | (cd "$PARTS" && xargs cat) | unxz | tar -C "$DEST" -xf -
 
 if [ "$KEEP_DEPS" = 0 ]; then
   names=$(cd "$DEST/dali/deps" && ls | grep -v -e '\.dist-info$' -e '^__pycache__$' | sed 's/\.py$//')

@@ -87,6 +87,52 @@ def test_prune_without_the_arch_leaves_the_file_unchanged(tmp_path):
     assert lib.read_bytes() == original
 
 
+def fake_parts(tmp_path: Path) -> Path:
+    """A pack laid out as dali_pack.sh writes one, of a few small files, in two parts."""
+    tree = tmp_path / "tree" / "dali"
+    (tree / "site" / "nvidia").mkdir(parents=True)
+    (tree / "deps" / "fastleaf_missing_dep").mkdir(parents=True)
+    (tree / "deps" / "json").mkdir()        # the stdlib has it: the machine's copy wins
+    (tree / "MANIFEST.txt").write_text("variant: test\n")
+    (tree / "site" / "nvidia" / "blob").write_bytes(np.random.default_rng(0).bytes(3000))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    script = (f"tar -C {tree.parent} -cf - dali | xz -0 > {parts}/p.tar.xz && cd {parts} && "
+              "split -b 1000 -d -a 2 p.tar.xz p.tar.xz.part- && rm p.tar.xz && "
+              "sha256sum p.tar.xz.part-* > SHA256SUMS")
+    subprocess.run(["bash", "-c", script], check=True)
+    return parts
+
+
+def unpack(parts: Path, dest: Path, *extra: str):
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "dali_unpack.sh"), str(parts), str(dest),
+                           *extra], capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
+
+
+def test_unpack_joins_the_parts_and_keeps_only_missing_deps(tmp_path):
+    parts = fake_parts(tmp_path)
+    assert len(list(parts.glob("*.part-*"))) > 1
+    done = unpack(parts, tmp_path / "dest")
+    assert done.returncode == 0, done.stderr
+    dali = tmp_path / "dest" / "dali"
+    blob = (tmp_path / "tree" / "dali" / "site" / "nvidia" / "blob").read_bytes()
+    assert (dali / "site" / "nvidia" / "blob").read_bytes() == blob
+    assert sorted(p.name for p in (dali / "deps").iterdir()) == ["fastleaf_missing_dep"]
+    env = (dali / "env.sh").read_text()
+    assert f'PYTHONPATH="{dali}/site:{dali}/deps' in env
+    assert f'LD_LIBRARY_PATH="{dali}/site/nvidia/cu13/lib' in env
+
+
+def test_unpack_names_a_damaged_part_and_unpacks_nothing(tmp_path):
+    parts = fake_parts(tmp_path)
+    damaged = sorted(parts.glob("*.part-*"))[1]
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+    done = unpack(parts, tmp_path / "dest")
+    assert done.returncode == 1
+    assert damaged.name in done.stdout + done.stderr
+    assert not (tmp_path / "dest" / "dali").exists()
+
+
 # the copy's own Python: its path is given, nothing else is searched (-I -S: no site-packages)
 DECODE = r"""
 import json, sys

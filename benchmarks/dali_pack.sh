@@ -32,8 +32,11 @@ BINARY_DEPS=(nvtx==0.2.17 optree==0.20.0 libcst==1.9.0)
 
 PYTHON=${PYTHON:-python3}
 ARCH=${ARCH:-90}
-PRUNE=1
-[ "${1:-}" = --unpruned ] && PRUNE=0
+case "${1:-}" in
+  "") PRUNE=1 ;;
+  --unpruned) PRUNE=0 ;;
+  *) echo "usage: $0 [--unpruned]" >&2; exit 2 ;;
+esac
 HERE_PY=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PY_VERSIONS=${PY_VERSIONS:-$(printf '%s\n' 3.12 "$HERE_PY" | sort -u | tr '\n' ' ')}
 XZ_LEVEL=${XZ_LEVEL:-9}
@@ -57,26 +60,24 @@ fetch() {  # fetch PYVER SPEC...: the wheels for one Python version, from the ca
   "$PYTHON" -m pip download -q "${flags[@]}" --no-index --find-links "$WHEELS" "$@" 2>/dev/null ||
     "$PYTHON" -m pip download -q "${flags[@]}" "$@" 2> >(grep -v 'WARNING: Location' >&2)
 }
-wheel() {  # wheel NAME [PYTAG]: the cached wheel file of a distribution
-  local name=${1//-/_}
-  ls "$WHEELS"/"$name"-*"${2:-}"*.whl | head -n 1
+wheel() {  # wheel NAME==VERSION [PYTAG]: the cached wheel file of a distribution
+  local name=${1%%==*}
+  ls "$WHEELS"/"${name//-/_}-${1#*==}"-*"${2:-}"*.whl | head -n 1
 }
 
 echo "== fetch wheels (Python ${PY_VERSIONS% }; cache $WHEELS)"
 fetch 3.12 "$DALI" "$NVIMGCODEC" "$NVJPEG" "${PURE_DEPS[@]}"
 for v in $PY_VERSIONS; do fetch "$v" "${BINARY_DEPS[@]}"; done
 ls -l "$WHEELS"
-WHEEL_BYTES=$(mib "$(wheel nvidia-dali-cuda130)" "$(wheel nvidia-nvimgcodec-cu13)" "$(wheel nvidia-nvjpeg)")
+WHEELS_SIZE=$(mib "$(wheel "$DALI")" "$(wheel "$NVIMGCODEC")" "$(wheel "$NVJPEG")")
 
 echo "== stage"
 SITE=$STAGE/dali/site
 DEPS=$STAGE/dali/deps
-unzip -q "$(wheel nvidia-dali-cuda130)" -d "$SITE"
-unzip -q "$(wheel nvidia-nvimgcodec-cu13)" -d "$SITE"
-unzip -q "$(wheel nvidia-nvjpeg)" -d "$SITE"
-for spec in "${PURE_DEPS[@]}"; do unzip -q -o "$(wheel "${spec%%==*}")" -d "$DEPS"; done
+for spec in "$DALI" "$NVIMGCODEC" "$NVJPEG"; do unzip -q "$(wheel "$spec")" -d "$SITE"; done
+for spec in "${PURE_DEPS[@]}"; do unzip -q -o "$(wheel "$spec")" -d "$DEPS"; done
 for v in $PY_VERSIONS; do
-  for spec in "${BINARY_DEPS[@]}"; do unzip -q -o "$(wheel "${spec%%==*}" "-cp${v/./}-")" -d "$DEPS"; done
+  for spec in "${BINARY_DEPS[@]}"; do unzip -q -o "$(wheel "$spec" "-cp${v/./}-")" -d "$DEPS"; done
 done
 UNPACKED=$(mib "$SITE")
 # one Python's extension modules each (cpython-312-…), no headers, JPEG codecs only
@@ -118,7 +119,7 @@ rm -rf "$STAGE"
 
 {
   echo "DALI for sm_$ARCH, variant $VARIANT, Python $PY_VERSIONS"
-  echo "wheels (DALI + nvImageCodec + nvJPEG): $WHEEL_BYTES; unpacked site: $UNPACKED"
+  echo "wheels (DALI + nvImageCodec + nvJPEG): $WHEELS_SIZE; unpacked site: $UNPACKED"
   echo "kept: $KEPT; stripped: $STRIPPED (pruning zero-fills in place: same size on disk)"
   echo "xz -$XZ_LEVEL -T$XZ_THREADS: $ARCHIVE in $XZ_S s; total $((SECONDS - T0)) s"
   echo "parts (${PART_MIB} MiB each at most):"

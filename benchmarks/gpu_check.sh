@@ -22,7 +22,7 @@ DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-benchmarks/gpu-check-logs}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-rm -rf "$OUT"/runs "$OUT"/data "$OUT"/*.log "$OUT"/steps.tsv
+rm -rf "$OUT"/runs "$OUT"/data "$OUT"/*.log "$OUT"/steps.tsv "$OUT"/bench-*.json "$OUT"/dali-*.json
 START=$SECONDS
 
 # sizes and the time budget (seconds per step); the CPU dry run shrinks the work, not the steps

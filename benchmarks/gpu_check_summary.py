@@ -3,8 +3,9 @@
     python benchmarks/gpu_check_summary.py benchmarks/gpu-check-logs
 
 summary.md is written to be copied to ``benchmarks/results/gpu-<card>.md``: card, driver and
-library versions, each step's status and time, the training runs' img/s and accuracy, the
-bench rows with their efficiency against the synthetic loader, and the host-sync counts.
+library versions, each step's status and time, the training runs' img/s and accuracy, DALI's
+presets, decoder rates and GPU-vs-CPU decode difference, the bench rows with their efficiency
+against the synthetic loader, and the host-sync counts.
 """
 from __future__ import annotations
 
@@ -60,13 +61,30 @@ def bench(out: Path) -> tuple[list[dict], dict]:
     return rows, skipped
 
 
+def dali_lines(dali: dict) -> list[str]:
+    """The dali_check.py results: presets, decode-only rates, mixed-vs-CPU pixel difference."""
+    lines = ["", "## DALI (benchmarks/dali_check.py)", ""]
+    for name, val in ((dali.get("presets") or {}).get("presets") or {}).items():
+        lines.append(f"- preset {name}: " + (val if isinstance(val, str) else
+                     f"{val['batches']} batches, {val['img_per_s']} img/s, setup {val['setup_s']} s"))
+    for row in (dali.get("decode") or {}).get("decode") or []:
+        case = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("decoder", "img_per_s"))
+        lines.append(f"- decode only, {row['decoder']}{' (' + case + ')' if case else ''}: "
+                     f"{row['img_per_s']:.0f} img/s")
+    for row in (dali.get("parity") or {}).get("parity") or []:
+        lines.append(f"- mixed vs cpu decode, jpeg_fancy_upsampling={row['jpeg_fancy_upsampling']}: "
+                     f"max |diff| {row['max_abs']}, mean {row['mean_abs']} ({row['images']} images)")
+    return lines if len(lines) > 3 else []
+
+
 def markdown(summary: dict) -> str:
     v = summary["versions"] or {}
     card = v.get("gpu") or "cpu (dry run)"
     lines = [f"# fastleaf device check: {card}", "",
              f"torch {v.get('torch')} (CUDA {v.get('cuda')}, cuDNN {v.get('cudnn')}), driver "
              f"{v.get('driver')}, torchvision {v.get('torchvision')}, timm {v.get('timm')}, "
-             f"DALI {v.get('dali') or 'absent'}, {v.get('cores')} cores, Python {v.get('python')}",
+             f"DALI {v.get('dali') or 'absent'} ({v.get('dali_path')}), {v.get('cores')} cores, "
+             f"Python {v.get('python')}",
              "", "## Steps", "", "| step | status | s (budget) |", "|---|---|---|"]
     lines += [f"| {s['step']} | {s['status']} | {s['seconds']} ({s['budget_s']}) |"
               for s in summary["steps"]]
@@ -76,6 +94,7 @@ def markdown(summary: dict) -> str:
     lines += [f"| {r['run']} | {r['model']} | {r['amp_dtype'] if r['amp'] else 'fp32'} | "
               f"{r['batch_size']} | {r['epoch']} | {r['train_img_per_s']} | "
               f"{r['val_img_per_s']} | {r['acc']} | {r['time_s']} |" for r in summary["runs"]]
+    lines += dali_lines(summary["dali"])
     lines += ["", "## fastleaf bench (median img/s; eff = / synthetic)", "",
               "| model | mode | loader | batch | flags | img/s | eff |",
               "|---|---|---|---|---|---|---|"]
@@ -99,8 +118,11 @@ def main(out: str) -> int:
     rows, skipped = bench(out)
     summary = {"versions": read_json(out / "versions.json"), "steps": steps(out),
                "runs": runs(out), "bench": rows, "bench_skipped": skipped,
-               "syncs": read_json(out / "syncs.json")}
-    summary["failed"] = [s["step"] for s in summary["steps"] if s["status"] != "pass"]
+               "syncs": read_json(out / "syncs.json"),
+               "dali": {k: read_json(out / f"dali-{k}.json") for k in ("presets", "decode", "parity")}}
+    # a step skipped with its reason (no DALI, no CUDA, out of time) is not a failure
+    summary["failed"] = [s["step"] for s in summary["steps"]
+                         if s["status"] != "pass" and not s["status"].startswith("skip")]
     # a bench case that broke counts as a failure; a loader absent here does not
     summary["failed"] += [k for k, why in skipped.items() if why.startswith("failed")]
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -48,7 +48,7 @@ def build_dists(out: Path) -> tuple[Path, Path]:
     """(sdist, wheel); the wheel is built from the sdist, as pip would build it from PyPI."""
     src = out / "src"
     src.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "dali-pack", "gpu-check-logs")
     for name in SOURCE:
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, src / name, ignore=ignore)

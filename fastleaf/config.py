@@ -62,6 +62,8 @@ class TrainConfig:
     # checkpoint choice
     eval_metric: str = "sum"      # acc, f1_macro, kappa or sum picks best.pt (Kaggle: acc)
     keep_top: int = 0             # also keep the K best epochs' weights (for averaging)
+    early_stop: int = 0           # stop after this many epochs without eval_metric improving
+    min_delta: float = 0.0        # an improvement must beat the best by more than this
     # speed
     amp: bool | None = None            # None: the measured default for the device
     amp_dtype: str = "auto"
@@ -102,7 +104,8 @@ TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
            "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
            "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
-           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0}
+           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0, "early_stop": 0,
+           "min_delta": 0.0}
 
 
 def check_value(key: str, value, source: str) -> None:

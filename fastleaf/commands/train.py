@@ -124,6 +124,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     g.add_argument("--runs-dir", help=f"parent of default run folders ({D.runs_dir})")
+    g.add_argument("--early-stop", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without --eval-metric improving (0: never; "
+                        "best.pt and last.pt as usual, the reason in the log and metrics.csv)")
+    g.add_argument("--min-delta", type=float,
+                   help=f"with --early-stop, the least improvement that counts ({D.min_delta})")
     g.add_argument("--tensorboard", action=flag)
     g.add_argument("--tracker", choices=["none", "mlflow"],
                    help="also log to MLflow (params, per-epoch metrics, best.pt, metrics.csv, "

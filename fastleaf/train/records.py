@@ -10,7 +10,7 @@ from pathlib import Path
 from ..utils.atomic import write_text_atomic
 
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", "sum",
-                 "img_per_s", "val_img_per_s", "lr", "time_s")
+                 "img_per_s", "val_img_per_s", "lr", "time_s", "note")
 SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
                  "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
 
@@ -70,6 +70,12 @@ class RunRecorder:
             self.writer.flush()
         if self.tracker is not None:
             self.tracker.log_epoch(row)
+
+    def note(self, text: str) -> None:
+        """Put ``text`` in the last epoch row's ``note`` (why the run ended there)."""
+        if self.rows:
+            self.rows[-1]["note"] = text
+            write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
 
     def close(self, status: str = "FINISHED") -> None:
         """``status``: FINISHED, KILLED (interrupted) or FAILED, as the tracker records it."""

@@ -35,9 +35,9 @@ from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
 from .ema import create_ema
 from .freeze import BackboneFreeze
-from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
-                          check_sync_bn, gather_in_rank_order, init_distributed, sync_buffers,
-                          wrap_ddp)
+from .distributed import (AgreedStop, DistInfo, all_reduce_sum, broadcast_flag,
+                          check_sync_bn, cleanup_distributed, gather_in_rank_order,
+                          init_distributed, sync_buffers, wrap_ddp)
 from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
@@ -47,6 +47,7 @@ from .records import RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
+from .early_stop import stop_reason
 from .tracking import create_tracker
 
 
@@ -192,6 +193,9 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
                        folds=cfg.folds, drop_rows=checked.drop,
                        group_near_duplicates=cfg.group_near_duplicates)
+    if cfg.early_stop and len(table.val) == 0:
+        raise UsageError("--early-stop watches the validation metric: a final fit "
+                         "(--val-fraction 0) has none")
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
         raise UsageError("the validation split is empty: raise --val-fraction or add data")
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
@@ -406,7 +410,9 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
     row = {}
     try:
         with GracefulStop() as stop:
-            for epoch in range(run.start_epoch, cfg.epochs + 1):
+            # a resumed run that had already met its early stop trains no further
+            first = cfg.epochs + 1 if cfg.early_stop and stop_early(run) else run.start_epoch
+            for epoch in range(first, cfg.epochs + 1):
                 start = time.perf_counter()
                 stats, stopped = train_epoch(run, epoch, stop)
                 if stopped:
@@ -428,6 +434,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                 is_best = save_epoch(run, epoch, row)
                 if info.main:
                     console.print(epoch_line(row, cfg.epochs, is_best))
+                if cfg.early_stop and stop_early(run):
+                    break
     finally:
         if run.recorder is not None:
             run.recorder.close(end_status(sys.exc_info()[1]))
@@ -435,6 +443,21 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
         append_score(run.run_dir.parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
     return RunResult(run.run_dir, run.best_epoch, run.best_row, row, run.train_loader.backend)
+
+
+def stop_early(run: Run) -> bool:
+    """Whether the run's eval metric has stalled for ``--early-stop`` epochs; every rank
+    agrees (rank 0 holds the epoch rows, resumed ones included)."""
+    reason = None
+    if run.info.main:
+        reason = stop_reason(run.recorder.rows, run.cfg.eval_metric, run.cfg.early_stop,
+                             run.cfg.min_delta)
+    if not broadcast_flag(reason is not None, run.info, run.device):
+        return False
+    if reason:
+        console.print(f"[yellow]{reason}[/yellow]")
+        run.recorder.note(reason)
+    return True
 
 
 def end_status(err: BaseException | None) -> str:

@@ -56,6 +56,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
+    grad_accum: int = 1           # micro-batches per optimizer step (effective batch: x this)
     cutmix: float = 0.0
     mixup: float = 0.0
     mix_prob: float = 1.0
@@ -104,7 +105,7 @@ TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
            "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
            "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
-           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0, "early_stop": 0,
+           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0, "early_stop": 0, "grad_accum": 1,
            "min_delta": 0.0}
 
 

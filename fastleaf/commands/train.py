@@ -124,6 +124,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     g.add_argument("--runs-dir", help=f"parent of default run folders ({D.runs_dir})")
+    g.add_argument("--grad-accum", type=int, metavar="N",
+                   help="accumulate gradients over N batches per optimizer step: the update of "
+                        f"one batch N times as large ({D.grad_accum})")
     g.add_argument("--early-stop", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without --eval-metric improving (0: never; "
                         "best.pt and last.pt as usual, the reason in the log and metrics.csv)")

@@ -5,6 +5,7 @@ These see only the loader contract ``(images, labels)`` on the device: no backen
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -35,42 +36,73 @@ def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
 
 
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision,
+                   grad_clip: float) -> None:
+    """Clip (the true gradients, unscaled first under fp16) and step; one path for both."""
+    scaler = precision.scaler
+    if grad_clip:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def accumulation_groups(batches: int, accum: int):
+    """For each micro-batch (1-based step): the size of its group and whether it closes it.
+
+    The last group of an epoch may be short; its losses are averaged over its own size, so a
+    group of N micro-batches of b images always gives the gradient of one batch of N*b.
+    """
+    for step in range(1, batches + 1):
+        start = (step - 1) // accum * accum
+        size = min(accum, batches - start)
+        yield size, step == start + size
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
                     precision: Precision, loss_fn: nn.Module, *,
-                    mixer: Callable | None = None, grad_clip: float = 0.0,
+                    mixer: Callable | None = None, grad_clip: float = 0.0, accum: int = 1,
                     on_step: Callable[[int, int, float], None] | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     after_step: Callable[[], None] | None = None) -> EpochStats:
     """Train over ``loader`` once.  ``on_step(batches_done, images_done, loss)`` feeds progress;
-    ``after_step()`` runs after every optimizer step (per-iteration schedule, weight EMA)."""
+    ``after_step()`` runs after every optimizer step (per-iteration schedule, weight EMA).
+
+    ``accum``: micro-batches per optimizer step (gradient accumulation); DDP all-reduces only
+    on the last micro-batch of each step (``no_sync`` before it).
+    """
     model.train()
     device = next(model.parameters()).device
     running = torch.zeros((), device=device)
     count = seen = 0
     start = time.perf_counter()
-    for step, (images, labels) in enumerate(loader, 1):
+    optimizer.zero_grad(set_to_none=True)
+    groups = accumulation_groups(len(loader), max(1, accum))
+    for step, ((images, labels), (size, closes)) in enumerate(zip(loader, groups), 1):
         if mixer is not None:
             images, targets = mixer(images, labels)
-        with precision.autocast():
-            logits = model(images)
-            loss = soft_target_loss(logits, targets) if mixer is not None \
-                else loss_fn(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler = precision.scaler
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if grad_clip:
-                scaler.unscale_(optimizer)           # clip the true gradients, not scaled ones
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-        if after_step is not None:
-            after_step()
+        # DDP: gradients are all-reduced once per optimizer step, on the micro-batch closing it
+        sync = contextlib.nullcontext() if closes or not hasattr(model, "no_sync") \
+            else model.no_sync()
+        with sync:
+            with precision.autocast():
+                logits = model(images)
+                loss = soft_target_loss(logits, targets) if mixer is not None \
+                    else loss_fn(logits.float(), labels)
+            scaled = loss / size if size > 1 else loss
+            if precision.scaler is not None:
+                precision.scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+        if closes:
+            optimizer_step(model, optimizer, precision, grad_clip)
+            if after_step is not None:
+                after_step()
         running += loss.detach() * len(labels)
         count += len(labels)
         seen += len(labels)

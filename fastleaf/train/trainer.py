@@ -208,7 +208,8 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                                  cfg.backbone_lr, cfg.layer_decay)
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
                         cfg.plateau_factor, cfg.plateau_patience, min_lr=cfg.min_lr,
-                        steps_per_epoch=len(train_loader))
+                        # optimizer steps, not batches: --grad-accum steps once per N batches
+                        steps_per_epoch=-(-len(train_loader) // cfg.grad_accum))
     # the EMA copies the model before any freezing hook is attached
     ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
@@ -306,7 +307,8 @@ def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
 
         stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, run.precision,
                                 nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
-                                mixer=run.mixer, grad_clip=cfg.grad_clip, on_step=on_step,
+                                mixer=run.mixer, grad_clip=cfg.grad_clip, accum=cfg.grad_accum,
+                                on_step=on_step,
                                 should_stop=should_stop, after_step=lambda: after_step(run))
     # every rank's loss sum, image count and time -> one figure for the whole group
     loss_sum, images, seconds = all_reduce_sum(

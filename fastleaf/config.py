@@ -57,6 +57,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
     grad_accum: int = 1           # micro-batches per optimizer step (effective batch: x this)
+    class_weights: str = "none"   # balanced: loss weights from the training counts
+    sampler: str = "none"         # balanced: each epoch draws every class equally often
     cutmix: float = 0.0
     mixup: float = 0.0
     mix_prob: float = 1.0

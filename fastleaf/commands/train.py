@@ -124,6 +124,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     g.add_argument("--runs-dir", help=f"parent of default run folders ({D.runs_dir})")
+    g.add_argument("--class-weights", choices=["none", "balanced"],
+                   help="balanced: weigh the loss by n / (classes x class count), the training "
+                        f"counts (scikit-learn's 'balanced') ({D.class_weights})")
+    g.add_argument("--sampler", choices=["none", "balanced"],
+                   help="balanced: each epoch draws rows with replacement, every class equally "
+                        "often; the same draws on every process, cut per process "
+                        f"({D.sampler})")
     g.add_argument("--grad-accum", type=int, metavar="N",
                    help="accumulate gradients over N batches per optimizer step: the update of "
                         f"one batch N times as large ({D.grad_accum})")

@@ -48,6 +48,8 @@ class LoaderOptions:
     shard: Shard = Shard()
     drop_last: bool = False       # training only; eval/test never drop rows
     dtype: torch.dtype = torch.float32   # image dtype handed to the model
+    # training: draw each epoch's rows with replacement, every class equally likely
+    balanced: bool = False
 
 
 def shard_range(n: int, shard: Shard) -> tuple[int, int]:
@@ -66,17 +68,33 @@ def train_count(n: int, options: LoaderOptions) -> int:
     return per_shard
 
 
-def epoch_order(n: int, options: LoaderOptions, epoch: int) -> np.ndarray:
+def epoch_order(n: int, options: LoaderOptions, epoch: int,
+                labels: np.ndarray | None = None) -> np.ndarray:
     """This shard's rows for a training epoch, ``(train_count,)`` int64.
 
     One permutation of all ``n`` rows per (seed, epoch), the same on every shard, wrapped
     around until each shard is full; shard ``i`` takes every ``count``-th row from ``i``, so
-    shards are disjoint whenever no row had to be repeated.
+    shards are disjoint whenever no row had to be repeated.  With ``options.balanced`` (and
+    the rows' ``labels``) the epoch is ``n`` draws with replacement instead, each row weighted
+    by one over its class's count: every class is drawn equally often on average, the same
+    draws on every shard (one generator per seed and epoch), cut as above.
     """
     per_shard, count = train_count(n, options), options.shard.count
-    order = np.random.default_rng((options.seed, epoch)).permutation(n)
+    rng = np.random.default_rng((options.seed, epoch))
+    if options.balanced and labels is not None:
+        order = rng.choice(n, size=n, replace=True, p=balanced_weights(labels))
+    else:
+        order = rng.permutation(n)
     order = np.resize(order, per_shard * count)
     return order[options.shard.index::count].astype(np.int64, copy=False)
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Each row's draw probability: one over its class's count, normalised (sums to 1)."""
+    labels = np.asarray(labels)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights / weights.sum()
 
 
 def augment_seed(options: LoaderOptions) -> int:
@@ -117,7 +135,7 @@ class Loader:
         """Rows of this epoch in reading order: shuffled per (seed, epoch) and cut per shard
         when training, else this shard's rows in table order."""
         if self.training:
-            return epoch_order(len(self.samples), self.options, self.epoch)
+            return epoch_order(len(self.samples), self.options, self.epoch, self.samples.labels)
         return self.rows
 
     def __iter__(self):

@@ -182,6 +182,10 @@ class DaliLoader(Loader):
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions):
         require_dali()
+        if options.balanced and spec.train:
+            # the reader shuffles whole file lists; it cannot draw rows by class weight
+            raise BackendFailed(f"DALI's reader cannot draw a class-balanced epoch "
+                                f"(--sampler balanced); {FALLBACK}")
         super().__init__(samples, spec, options)
         rows = self.reader_rows() if self.training else self.rows
         # the reader's own file list: its labels are positions in it

@@ -129,15 +129,15 @@ def init_worker(worker_id: int) -> None:
 class EpochSampler(Sampler):
     """The base's training order (:func:`~fastleaf.loaders.base.epoch_order`) as a sampler."""
 
-    def __init__(self, n: int, options: LoaderOptions):
-        self.n, self.options = n, options
+    def __init__(self, n: int, options: LoaderOptions, labels=None):
+        self.n, self.options, self.labels = n, options, labels
         self.epoch = 0
 
     def __len__(self) -> int:
         return train_count(self.n, self.options)
 
     def __iter__(self):
-        return iter(epoch_order(self.n, self.options, self.epoch).tolist())
+        return iter(epoch_order(self.n, self.options, self.epoch, self.labels).tolist())
 
 
 def collate_uint8(batch):
@@ -155,7 +155,8 @@ class TorchvisionLoader(Loader):
         self.pipeline = pick_pipeline(pipeline)
         seed = augment_seed(options)
         # training reads every row through the sampler; eval reads this shard's rows in order
-        self.sampler = EpochSampler(len(samples), options) if self.training else None
+        self.sampler = EpochSampler(len(samples), options, samples.labels) if self.training \
+            else None
         self.dataset = ImageDataset(samples if self.training else samples.subset(self.rows),
                                     spec, self.pipeline, seed)
         workers = options.workers

@@ -31,9 +31,14 @@ class EpochStats:
         return self.images / max(self.seconds, 1e-9)
 
 
-def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against a probability target ``(B, classes)`` (CutMix / MixUp)."""
-    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor,
+                     weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against a probability target ``(B, classes)`` (CutMix / MixUp), each
+    class's term scaled by ``weight`` when given (as ``nn.CrossEntropyLoss`` weighs it)."""
+    terms = -targets * F.log_softmax(logits.float(), dim=-1)
+    if weight is not None:
+        terms = terms * weight
+    return torch.sum(terms, dim=-1).mean()
 
 
 def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision,
@@ -92,7 +97,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
         with sync:
             with precision.autocast():
                 logits = model(images)
-                loss = soft_target_loss(logits, targets) if mixer is not None \
+                loss = soft_target_loss(logits, targets, getattr(loss_fn, "weight", None)) \
+                    if mixer is not None \
                     else loss_fn(logits.float(), labels)
             scaled = loss / size if size > 1 else loss
             if precision.scaler is not None:

@@ -107,8 +107,8 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     # training drops the ragged last batch: BatchNorm cannot train on a batch of one, and
     # one shape keeps cuDNN's autotuner and torch.compile from re-tuning; eval keeps every row
     make = loader_factory(ranked)
-    train = make(table.train, train_spec(data, cfg.augment), replace(options, drop_last=True),
-                 backend)
+    train = make(table.train, train_spec(data, cfg.augment),
+                 replace(options, drop_last=True, balanced=cfg.sampler == "balanced"), backend)
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
     val = make(table.val, eval_spec(data), options, backend) if len(table.val) else None
     return train, val, backend, why
@@ -306,7 +306,7 @@ def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
                             rate=seen * run.info.world / max(time.perf_counter() - t0, 1e-9))
 
         stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, run.precision,
-                                nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+                                training_loss(cfg, run.table, run.device),
                                 mixer=run.mixer, grad_clip=cfg.grad_clip, accum=cfg.grad_accum,
                                 on_step=on_step,
                                 should_stop=should_stop, after_step=lambda: after_step(run))
@@ -445,6 +445,27 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
         append_score(run.run_dir.parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
     return RunResult(run.run_dir, run.best_epoch, run.best_row, row, run.train_loader.backend)
+
+
+def training_loss(cfg: TrainConfig, table: Table, device: torch.device) -> nn.Module:
+    """Cross-entropy with the run's label smoothing, weighted by ``--class-weights``."""
+    weight = None
+    if cfg.class_weights == "balanced":
+        weight = torch.as_tensor(class_weights(table.train.labels, table.num_classes),
+                                 dtype=torch.float32, device=device)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+def class_weights(labels, num_classes: int):
+    """scikit-learn's 'balanced' weights, n / (classes x count), for the classes present in
+    training; a class with no training rows is never a target, its weight stays 1."""
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = np.ones(num_classes)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    return weights
 
 
 def stop_early(run: Run) -> bool:

@@ -109,6 +109,12 @@ def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
+    from .folders import index_tree, is_folder_layout
+
+    if is_folder_layout(root):
+        # folder-per-class data: an index of the tree stands in for the CSVs
+        train_csv, test_csv = index_tree(root)
+        return Layout(train_csv, test_csv, root)
     return Layout(root / "train.csv", root / "test.csv", pointed_image_root(root))
 
 
@@ -296,8 +302,14 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         from .dedup import near_duplicate_groups
 
         groups = near_duplicate_groups(everything.paths)
-    train_idx, val_idx = split_rows(labels, pseudo, val_fraction=val_fraction, seed=seed,
-                                    fold=fold, folds=folds, groups=groups)
+    # rows a folder layout's val/ holds validate instead of a random split (folds mix them in)
+    fixed = (frame["split"].str.strip() == "val").to_numpy() if "split" in frame.columns \
+        else np.zeros(len(frame), dtype=bool)
+    if fixed.any() and not folds:
+        train_idx, val_idx = np.flatnonzero(~fixed), np.flatnonzero(fixed)
+    else:
+        train_idx, val_idx = split_rows(labels, pseudo, val_fraction=val_fraction, seed=seed,
+                                        fold=fold, folds=folds, groups=groups)
     test = None
     if layout.test_csv.is_file():
         test_frame = read_csv(layout.test_csv, ("image",))

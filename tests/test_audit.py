@@ -126,3 +126,11 @@ def test_an_audit_of_another_train_csv_is_refused(noisy, tmp_path):
         excluded_rows(stale, root / "train.csv")
     with pytest.raises(DataError, match="another train.csv"):
         relabelled_rows(stale, root / "train.csv")
+
+
+def test_a_missing_cleanlab_is_one_line_naming_the_extra(noisy, monkeypatch, capsys):
+    root, run, _ = noisy
+    monkeypatch.setitem(__import__("sys").modules, "cleanlab", None)
+    assert main(["audit", "--data", str(root), str(run), "--no-duplicates"]) == 2
+    err = capsys.readouterr().out
+    assert "[audit]" in err and "cleanlab" in err and "Traceback" not in err

@@ -32,15 +32,12 @@ import pandas as pd
 
 from ..data.table import DataError, csv_line, read_frame, resolve_layout
 from ..errors import UsageError
+from . import DEFAULT_METHOD, METHODS
 from ..train.oof import OOF_CSV, OutOfFold, read_out_of_fold
 
 AUDIT_CSV = "audit.csv"
 AUDIT_COLUMNS = ("image", "csv", "line", "given_label", "suggested_label", "score", "reason",
                  "other_image")
-# cleanlab's filter_by rules; "prune_by_noise_rate" is its own default
-METHODS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given")
-DEFAULT_METHOD = "prune_by_noise_rate"
 
 
 def need_cleanlab():

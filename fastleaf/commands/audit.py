@@ -14,7 +14,7 @@ HELP = "find likely mislabelled training images (confident learning on k-fold ru
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..audit.find import DEFAULT_METHOD, METHODS
+    from ..audit import DEFAULT_METHOD, METHODS
 
     p.add_argument("runs", nargs="*", metavar="RUN_FOLDS",
                    help="k-fold run folders (or their oof.csv); several are averaged; none: "

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fastleaf.audit.find import METHODS, flipped_scores, label_issues, load_out_of_fold
-from fastleaf.audit.find import plain_disagreement
+from fastleaf.audit import DEFAULT_METHOD, METHODS
+from fastleaf.audit.find import flipped_scores, label_issues, load_out_of_fold, plain_disagreement
 from fastleaf.cli import main as fastleaf
 from fastleaf.data.synth import make_synthetic
 from fastleaf.predict.scoring import evaluate_checkpoints
@@ -97,6 +97,8 @@ def main(argv=None) -> dict:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help="the audit's rule for the audit.csv that --exclude/--relabel use")
     p.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[],
                    help="further fastleaf train flags (last on the line)")
     p.add_argument("--json", help="write the figures here too")
@@ -107,7 +109,8 @@ def main(argv=None) -> dict:
     assert fastleaf([*train_args(args, noisy), "--folds", str(args.folds),
                      "--out", str(kfold)]) == 0
     figures = {"detection": detection(kfold, flipped)}
-    assert fastleaf(["audit", "--data", str(noisy), str(kfold), "--out", str(out / "audit")]) == 0
+    assert fastleaf(["audit", "--data", str(noisy), str(kfold), "--out", str(out / "audit"),
+                     "--method", args.method]) == 0
     figures["heldout_acc"] = clean_accuracy(args, out, noisy, heldout, out / "audit" / "audit.csv")
     report(figures, args, len(flipped))
     if args.json:
@@ -123,8 +126,9 @@ def report(figures: dict, args, flips: int) -> None:
     print(f"{'finder':<32} {'flagged':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
     for name, s in d.items():
         if "f1" in s:
+            mark = "  <- audit.csv" if name == f"cleanlab {args.method}" else ""
             print(f"{name:<32} {s['flagged']:>7} {s['precision']:>9.3f} {s['recall']:>7.3f} "
-                  f"{s['f1']:>6.3f}")
+                  f"{s['f1']:>6.3f}{mark}")
     print("held-out accuracy (true labels) of a final fit on the noisy rows: " +
           ", ".join(f"{k} {v:.3f}" for k, v in figures["heldout_acc"].items()))
 

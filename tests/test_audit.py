@@ -8,7 +8,7 @@ import yaml
 
 from fastleaf.audit.apply import excluded_rows, relabelled_rows
 from fastleaf.audit.find import (audit, flipped_scores, label_issues, load_out_of_fold,
-                                 plain_disagreement)
+                                 plain_disagreement, train_lines)
 from fastleaf.cli import main
 from fastleaf.data.table import DataError, load_table
 from fastleaf.train.oof import pool, write_out_of_fold
@@ -134,3 +134,23 @@ def test_a_missing_cleanlab_is_one_line_naming_the_extra(noisy, monkeypatch, cap
     assert main(["audit", "--data", str(root), str(run), "--no-duplicates"]) == 2
     err = capsys.readouterr().out
     assert "[audit]" in err and "cleanlab" in err and "Traceback" not in err
+
+
+def test_relabel_refuses_a_label_train_csv_does_not_have(noisy, tmp_path):
+    root, _, _ = noisy
+    first = pd.read_csv(root / "train.csv", dtype=str).iloc[0]
+    edited = tmp_path / "audit.csv"
+    pd.DataFrame({"image": [first["image"]], "csv": ["train.csv"], "line": [2],
+                  "suggested_label": ["acer_rubrm"], "reason": ["label_issue"]}).to_csv(
+        edited, index=False)
+    with pytest.raises(DataError, match="acer_rubrm"):
+        relabelled_rows(edited, root / "train.csv")
+    assert excluded_rows(edited, root / "train.csv").keys() == {0}
+
+
+def test_out_of_fold_rows_map_to_train_csv_lines_with_rows_left_out(noisy):
+    root, _, _ = noisy
+    images = pd.read_csv(root / "train.csv", dtype=str)["image"].tolist()
+    assert train_lines(root, images[1:3] + images[5:6]).tolist() == [3, 4, 7]
+    with pytest.raises(DataError, match="no row"):
+        train_lines(root, [images[3], images[2]])             # not in train.csv order

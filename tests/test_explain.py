@@ -68,9 +68,10 @@ def test_target_layer_is_the_last_spatial_block():
 
 @SLOW
 def test_target_layer_of_timm_cnns():
-    assert target_layer(create_model("resnet18", 6), 64)[0].startswith("layer4.1")
-    name = target_layer(create_model("vgg16", 6), 64)[0]
-    assert name.startswith("features.")                # not the classifier's 1x1 convolution
+    assert target_layer(create_model("resnet18", 6), 64)[0] == "layer4.1.act2"   # block output
+    # the last pooling, not the classifier's 1 x 1 convolution
+    assert target_layer(create_model("vgg16", 6), 64)[0] == "features.30"
+    assert target_layer(create_model("efficientnet_b0", 6), 64)[0] == "bn2.act"  # head conv
 
 
 def test_methods_that_do_not_fit_the_model_are_refused(tmp_path, photo):

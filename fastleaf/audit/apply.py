@@ -71,9 +71,15 @@ def relabelled_rows(path, train_csv: Path) -> dict[int, str]:
     """``{train.csv row: label}``: the suggested label of each training row that has one
     (``--relabel``); of several findings of a row the first, the audit's highest score."""
     new: dict[int, str] = {}
+    known = set(read_frame(train_csv, ("image", "label"))[0]["label"])
     for row, f in train_findings(path, train_csv):
-        if f["suggested_label"].strip():
-            new.setdefault(row, f["suggested_label"].strip())
+        label = f["suggested_label"].strip()
+        if label and label not in known:
+            # a typo in an edited audit.csv would otherwise train a class of its own
+            raise DataError(f"{path}: suggested label {label!r} for {f['image']!r} is no "
+                            f"label of {train_csv}")
+        if label:
+            new.setdefault(row, label)
     return new
 
 

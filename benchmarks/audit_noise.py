@@ -10,7 +10,8 @@ true labels (``heldout.csv``); the rest is the training set, whose flipped copy 
 lives in ``noisy/`` (images stay in ``synth/``: ``noisy/data.yaml`` points there).  Then
 ``fastleaf train --folds`` writes the out-of-fold probabilities, every cleanlab rule and plain
 disagreement (out-of-fold prediction != given label) are scored against the flipped rows, and
-``fastleaf audit`` writes audit.csv.  Last, three final fits on every noisy training row (plain,
+``fastleaf audit`` writes audit.csv (``--repeats R``: R k-fold runs with other seeds, their
+probabilities averaged).  Last, three final fits on every noisy training row (plain,
 ``--exclude audit.csv``, ``--relabel audit.csv``) are scored on the clean held-out images.
 """
 from __future__ import annotations
@@ -58,9 +59,10 @@ def train_args(args, data: Path) -> list[str]:
             "--no-progress", "--no-tensorboard", "--overwrite", *args.train_flags]
 
 
-def detection(kfold: Path, flipped: set[int]) -> dict[str, dict]:
-    """Precision/recall/F1 of plain disagreement and of each cleanlab rule."""
-    oof = load_out_of_fold([kfold])
+def detection(kfolds: list[Path], flipped: set[int]) -> dict[str, dict]:
+    """Precision/recall/F1 of plain disagreement and of each cleanlab rule, on the mean
+    out-of-fold probabilities of the k-fold runs."""
+    oof = load_out_of_fold(kfolds)
     rows = len(oof.labels)      # the noisy folder has no other rows: oof row == train.csv row
     scores = {"plain disagreement": flipped_scores(plain_disagreement(oof), flipped, rows)}
     for method in METHODS:
@@ -95,6 +97,9 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="cnn")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--folds", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="k-fold runs with seeds seed, seed+1, ...; the audit averages their "
+                        "out-of-fold probabilities (1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
@@ -105,12 +110,13 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     out = Path(args.out)
     noisy, heldout, flipped = noisy_set(out, args)
-    kfold = out / "kfold"
-    assert fastleaf([*train_args(args, noisy), "--folds", str(args.folds),
-                     "--out", str(kfold)]) == 0
-    figures = {"detection": detection(kfold, flipped)}
-    assert fastleaf(["audit", "--data", str(noisy), str(kfold), "--out", str(out / "audit"),
-                     "--method", args.method]) == 0
+    kfolds = [out / f"kfold{r}" for r in range(args.repeats)]
+    for r, kfold in enumerate(kfolds):     # another seed: other folds and initial weights
+        assert fastleaf([*train_args(args, noisy), "--folds", str(args.folds), "--seed",
+                         str(args.seed + r), "--out", str(kfold)]) == 0
+    figures = {"detection": detection(kfolds, flipped)}
+    assert fastleaf(["audit", "--data", str(noisy), *map(str, kfolds), "--out",
+                     str(out / "audit"), "--method", args.method]) == 0
     figures["heldout_acc"] = clean_accuracy(args, out, noisy, heldout, out / "audit" / "audit.csv")
     report(figures, args, len(flipped))
     if args.json:
@@ -121,7 +127,8 @@ def main(argv=None) -> dict:
 def report(figures: dict, args, flips: int) -> None:
     d = figures["detection"]
     print(f"\n{args.classes} classes x {args.train_per_class} images, {flips} labels flipped, "
-          f"{args.model} {args.epochs} epochs, {args.folds} folds: out-of-fold accuracy "
+          f"{args.model} {args.epochs} epochs, {args.folds} folds x {args.repeats} seed(s): "
+          f"out-of-fold accuracy "
           f"{d['out-of-fold accuracy']['acc']:.3f}")
     print(f"{'finder':<32} {'flagged':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
     for name, s in d.items():

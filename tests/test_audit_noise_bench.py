@@ -16,7 +16,7 @@ def test_audit_noise_benchmark_tiny(tmp_path):
     spec.loader.exec_module(bench)
     figures = bench.main(["--out", str(tmp_path), "--classes", "4", "--train-per-class", "8",
                           "--heldout-per-class", "2", "--img-size", "112", "--noise", "0.25",
-                          "--epochs", "1", "--folds", "2", "--device", "cpu", "--train-flags",
+                          "--epochs", "1", "--folds", "2", "--repeats", "2", "--device", "cpu", "--train-flags",
                           "-b", "16", "--workers", "0", "--no-amp", "--no-check-data"])
     flipped = set(pd.read_csv(tmp_path / "flipped.csv")["line"] - 2)
     assert len(flipped) == 8                      # 25 % of 32 rows, and the CSV differs there
@@ -30,3 +30,4 @@ def test_audit_noise_benchmark_tiny(tmp_path):
     assert set(figures["heldout_acc"]) == {"plain", "--exclude", "--relabel"}
     assert all(0 <= a <= 1 for a in figures["heldout_acc"].values())
     assert len(pd.read_csv(tmp_path / "heldout.csv")) == 8
+    assert (tmp_path / "kfold1" / "oof.csv").is_file()      # the second seed's folds

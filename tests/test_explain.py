@@ -93,3 +93,15 @@ def test_a_missing_grad_cam_is_one_line_naming_the_extra(tmp_path, photo, monkey
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().out
     assert "[explain]" in err and "grad-cam" in err
+
+
+def test_a_folder_gives_one_png_per_image(tmp_path, photo):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(photo.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["explain", "--checkpoint", str(checkpoint(tmp_path, "cnn")), str(folder),
+                 "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a_gradcam.png",
+                                                                  "b_gradcam.png"]

@@ -32,6 +32,8 @@ class TrainConfig:
     workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
     check_data: bool = True       # pre-flight check of every row and image before training
     skip_bad: bool = False        # drop rows the check finds bad instead of stopping
+    exclude: str | None = None    # an audit.csv: leave its train rows out (run's bad_rows.csv)
+    relabel: str | None = None    # an audit.csv: train on its suggested labels (run's relabel.csv)
     # model
     model: str = "cnn"
     pretrained: bool = False

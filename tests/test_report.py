@@ -161,3 +161,18 @@ def test_cli_report(runs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "report.html" in out and (tmp_path / "acc.png").is_file()
     assert not list(tmp_path.glob("confused_pairs_*.png"))
+
+
+def test_top_losses_gallery_and_pair_thumbnails_render(runs, report):
+    out, written = report
+    page = written["report_html"].read_text()
+    gallery = [k for k in written if k.startswith("top_losses_")]
+    thumbs = [k for k in written if k.startswith("pair_thumbs_")]
+    assert len(gallery) == len(thumbs) == 1                  # the best run, as the confusions
+    assert png_size(written[gallery[0]])[0] > 0 and png_size(written[thumbs[0]])[0] > 0
+    section = page.split("<h2>Top losses of ")[1].split("<h2>")[0]
+    assert f"alt='{written[gallery[0]].stem}'" in section
+    assert "gradcam overlay" in section                      # the CNN's CAMs are drawn
+    losses = [float(x) for x in re.findall(r"<td>([0-9.]+)</td></tr>", section)]
+    assert losses and losses == sorted(losses, reverse=True)
+    assert f"alt='{written[thumbs[0]].stem}'" in page.split("with thumbnails</h2>")[1]

@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="check every row and image before training (on by default)")
     g.add_argument("--skip-bad", action=flag,
                    help="leave out rows the data check finds bad (listed in bad_rows.csv)")
+    g.add_argument("--exclude", metavar="AUDIT_CSV",
+                   help="leave out the train rows fastleaf audit listed (recorded in the run's "
+                        "bad_rows.csv; train.csv is not changed)")
+    g.add_argument("--relabel", metavar="AUDIT_CSV",
+                   help="train on fastleaf audit's suggested labels (recorded in the run's "
+                        "relabel.csv; train.csv is not changed)")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="cnn, vgg16, resnet18, deit_tiny or any timm model name")
     g.add_argument("--pretrained", action=flag,

@@ -3,6 +3,7 @@
     checked = preflight("data/classify-leaves", skip_bad=False)  # raises DataError listing errors
     checked.drop                                                 # train rows to leave out
     checked.write(run_dir)                                       # run_dir/bad_rows.csv
+    apply_audit(checked, train_csv, exclude="audit.csv", relabel=None)   # --exclude/--relabel
 """
 from __future__ import annotations
 
@@ -28,17 +29,43 @@ def listing(findings) -> str:
 
 @dataclass
 class Preflight:
-    """The train.csv rows to leave out and the findings that made them bad."""
+    """The train.csv rows to leave out, the findings that made them bad, and new labels."""
 
     drop: set[int] = field(default_factory=set)
     report: CheckReport | None = None
     dropped: list = field(default_factory=list)     # findings of the dropped rows
+    relabel: dict[int, str] = field(default_factory=dict)   # train.csv row -> label
+    train_csv: Path | None = None
 
     def write(self, run_dir: Path) -> Path | None:
-        """``run_dir/bad_rows.csv``: the findings of the dropped rows only (none: no file)."""
-        if not self.drop or self.report is None:
+        """``run_dir/bad_rows.csv``: the findings of the dropped rows only (none: no file);
+        ``run_dir/relabel.csv`` when labels change."""
+        if self.relabel:
+            from ..audit.apply import write_relabel
+
+            write_relabel(run_dir, self.train_csv, self.relabel)
+        if not self.drop:
             return None
-        return self.report.write_csv(Path(run_dir) / "bad_rows.csv", self.dropped)
+        report = self.report or CheckReport([], 0, 0.0)
+        return report.write_csv(Path(run_dir) / "bad_rows.csv", self.dropped)
+
+
+def apply_audit(checked: Preflight, train_csv: Path, *, exclude: str | None,
+                relabel: str | None) -> Preflight:
+    """Add an audit's rows to the drop list (``--exclude``) and its labels (``--relabel``)."""
+    from ..audit.apply import excluded_rows, relabelled_rows
+
+    if exclude:
+        found = excluded_rows(exclude, train_csv)
+        checked.dropped += [found[r] for r in sorted(set(found) - checked.drop)]
+        checked.drop |= set(found)
+    if relabel:
+        checked.relabel = relabelled_rows(relabel, train_csv)
+        checked.train_csv = train_csv
+    if exclude or relabel:
+        console.print(f"audit: {len(found) if exclude else 0} row(s) left out, "
+                      f"{len(checked.relabel)} relabelled; listed in the run folder")
+    return checked
 
 
 def preflight(data_dir, *, skip_bad: bool = False, image_size: int | None = None,

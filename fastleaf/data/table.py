@@ -275,7 +275,7 @@ def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layou
 def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
                folds: int | None = None, classes: list[str] | None = None,
                project_root: Path | None = None, drop_rows=(),
-               group_near_duplicates: bool = False) -> Table:
+               group_near_duplicates: bool = False, relabel: dict | None = None) -> Table:
     """Read train.csv (and test.csv when present) into a :class:`Table`.
 
     Args:
@@ -287,9 +287,14 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         drop_rows: 0-based train.csv data rows to leave out (``--skip-bad``).
         group_near_duplicates: with ``folds``, keep near-identical images (perceptual hash,
             :mod:`fastleaf.data.dedup`) in one fold.
+        relabel: ``{train.csv row: label}`` replacing the CSV's labels (``--relabel``); the
+            split is drawn with the new labels.
     """
     layout = resolve_layout(data_dir, project_root)
     frame = read_csv(layout.train_csv, ("image", "label"), drop_rows)
+    for row, label in (relabel or {}).items():
+        if row in frame.index:
+            frame.at[row, "label"] = label
     try:
         labels, classes = encode_labels(frame["label"], classes)
     except DataError as err:

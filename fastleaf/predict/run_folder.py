@@ -150,15 +150,22 @@ def split_key(config: TrainConfig, recorded: frozenset[str], data_dir=None) -> t
 def run_table(config: TrainConfig, recorded: frozenset[str], classes: list[str] | None,
               folder: Path, data_dir=None) -> Table:
     """The data table a run trained on: its split, its class list (``None``: the data's), and
-    without the rows a ``--skip-bad`` run left out (``folder/bad_rows.csv``)."""
+    without the rows a ``--skip-bad`` or ``--exclude`` run left out (``folder/bad_rows.csv``)
+    and with the labels a ``--relabel`` run changed (``folder/relabel.csv``)."""
+    from ..audit.apply import read_relabel
+
     data, _, seed, fold, folds, grouped = split_key(config, recorded, data_dir)
-    drop = dropped_rows(folder, resolve_layout(data).train_csv) if config.skip_bad else set()
+    dropping = config.skip_bad or config.exclude
+    drop = dropped_rows(folder, resolve_layout(data).train_csv) if dropping else set()
+    relabel = read_relabel(folder) if config.relabel else {}
     return load_table(data, val_fraction=config.val_fraction, seed=seed, fold=fold, folds=folds,
-                      classes=classes, drop_rows=drop, group_near_duplicates=grouped)
+                      classes=classes, drop_rows=drop, group_near_duplicates=grouped,
+                      relabel=relabel)
 
 
 def dropped_rows(run_dir: Path, train_csv: Path) -> set[int]:
-    """train.csv rows a ``--skip-bad`` run left out (its ``bad_rows.csv`` errors)."""
+    """train.csv rows a ``--skip-bad`` or ``--exclude`` run left out (its ``bad_rows.csv``
+    errors)."""
     import pandas as pd
 
     path = Path(run_dir) / "bad_rows.csv"

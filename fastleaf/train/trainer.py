@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..config import TrainConfig, save_config
 from ..data.mix import create_mixer
-from ..data.preflight import Preflight, preflight
+from ..data.preflight import Preflight, apply_audit, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError, UsageError
 from ..loaders import (LoaderOptions, Shard, auto_choices, create_auto_loader, create_loader,
@@ -190,8 +190,10 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     if cfg.check_data:
         # every bad file is found here, before the first step, never deep inside an epoch
         checked = preflight(cfg.data, skip_bad=cfg.skip_bad, quiet=not info.main)
+    apply_audit(checked, resolve_layout(cfg.data).train_csv, exclude=cfg.exclude,
+                relabel=cfg.relabel)
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
-                       folds=cfg.folds, drop_rows=checked.drop,
+                       folds=cfg.folds, drop_rows=checked.drop, relabel=checked.relabel,
                        group_near_duplicates=cfg.group_near_duplicates)
     if cfg.early_stop and len(table.val) == 0:
         raise UsageError("--early-stop watches the validation metric: a final fit "
@@ -249,7 +251,7 @@ def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
 
 def clear_run(run_dir: Path) -> None:
     """``--overwrite``: the old run's records go, so nothing of it mixes into the new one."""
-    for name in (*RUN_FILES, "bad_rows.csv", "classes.json", "mlflow_run_id"):
+    for name in (*RUN_FILES, "bad_rows.csv", "relabel.csv", "classes.json", "mlflow_run_id"):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
 

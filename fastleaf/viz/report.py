@@ -22,6 +22,7 @@ from ..utils.console import console
 from .charts import curve_chart, distribution_chart, pairs_chart, worst_chart
 from .confusion import (confused_pairs, confusion, run_table, validation_predictions,
                         worst_classes)
+from .gallery import gallery_sections
 from .render import Section, html_page, markdown_page
 from .runs import TABLE_COLUMNS, Run, comparison_rows, read_runs
 
@@ -113,6 +114,10 @@ def build_report(run_dirs, out_dir, *, confusion: bool = True, confusion_all: bo
         for run in chosen:
             console.print(f"predicting {run.name}'s validation split for the confusion matrix")
             parts, paths = mistakes(run, out_dir, top_pairs, worst, device, workers)
+            sections += parts
+            written.update(paths)
+            parts, paths = gallery_sections(run, out_dir, device=device, workers=workers,
+                                            top_pairs=top_pairs, tag=safe_name(run.name))
             sections += parts
             written.update(paths)
     title = "fastleaf report: " + ", ".join(r.name for r in runs)

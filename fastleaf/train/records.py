@@ -39,8 +39,10 @@ def fmt(value):
 class RunRecorder:
     """metrics.csv + TensorBoard for one run folder; rank 0 only."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None,
+                 columns: tuple[str, ...] = EPOCH_COLUMNS):
         self.run_dir = Path(run_dir)
+        self.columns = columns      # EPOCH_COLUMNS, plus the raw-vs-average ones with an EMA
         self.metrics_csv = self.run_dir / "metrics.csv"
         # keep rows of epochs already finished (resume): drop any at or past a restart point
         self.rows = read_rows(self.metrics_csv)
@@ -53,11 +55,11 @@ class RunRecorder:
 
     def truncate(self, last_epoch: int) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) <= last_epoch]
-        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+        write_rows(self.metrics_csv, self.columns, self.rows)
 
     def log_epoch(self, row: dict) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
-        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+        write_rows(self.metrics_csv, self.columns, self.rows)
         if self.writer is not None:
             step = row["epoch"]
             for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
@@ -65,6 +67,9 @@ class RunRecorder:
                              ("val/kappa", "kappa"), ("val/sum", "sum"), ("lr", "lr"),
                              ("speed/train_img_per_s", "img_per_s")):
                 self.writer.add_scalar(tag, float(row[key]), step)
+            for key in ("raw_acc", "ema_acc"):
+                if key in row:
+                    self.writer.add_scalar(f"val/{key}", float(row[key]), step)
             self.writer.flush()
 
     def close(self) -> None:

@@ -30,7 +30,8 @@ from ..utils.console import console, make_progress
 from ..utils.device import configure_device, resolve_device, seed_everything, usable_cores
 from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
-from .ema import create_ema
+from .ema import (EMA_COLUMNS, compared_fields, compared_text, create_ema, prefer_ema,
+                  resolve_decay)
 from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           check_sync_bn, gather_in_rank_order, init_distributed, sync_buffers,
@@ -40,7 +41,7 @@ from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
-from .records import RunRecorder, append_score
+from .records import EPOCH_COLUMNS, RunRecorder, append_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
@@ -107,11 +108,12 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     return train, val, backend, why
 
 
-def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None) -> dict:
-    """``model``: the weights evaluation used (the EMA's when there is one)."""
+def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None, *,
+                     ema: bool = False) -> dict:
+    """``model``: the weights saved; ``ema``: whether they are the weight average."""
     state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
              "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
-             "best_score": best_score}
+             "best_score": best_score, "ema": ema}
     state.update(extra or {})
     return state
 
@@ -119,18 +121,18 @@ def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None
 def training_state(run: "Run") -> dict:
     """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
     scaler = run.precision.scaler
-    ema = {"ema": run.ema.module.state_dict()} if run.ema is not None else {}
+    ema = {"ema_model": run.ema.module.state_dict()} if run.ema is not None else {}
     return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
             "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
             "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
 
-def epoch_line(row: dict, epochs: int, best: bool) -> str:
+def epoch_line(row: dict, epochs: int, best: bool, metric: str) -> str:
     mark = " [green]*best[/green]" if best else ""
     return (f"epoch {row['epoch']:>3}/{epochs}  train_loss {row['train_loss']:.4f}  "
             f"val_loss {row['val_loss']:.4f}  acc {row['acc']:.4f}  f1 {row['f1_macro']:.4f}  "
             f"kappa {row['kappa']:.4f}  sum {row['sum']:.4f}  {row['img_per_s']:.1f} img/s  "
-            f"lr {row['lr']:.2e}{mark}")
+            f"lr {row['lr']:.2e}{compared_text(row, metric)}{mark}")
 
 
 @dataclass
@@ -152,7 +154,7 @@ class Run:
     precision: Precision
     mixer: object
     recorder: RunRecorder | None
-    ema: object = None          # timm ModelEmaV3: validated and saved as best.pt
+    ema: object = None          # timm ModelEmaV3: validated with the raw weights each epoch
     freezer: BackboneFreeze | None = None
     start_epoch: int = 1
     best_score: float = float("-inf")
@@ -188,8 +190,14 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     schedule = Schedule(optimizer, cfg.scheduler, cfg.epochs, cfg.warmup_epochs,
                         cfg.plateau_factor, cfg.plateau_patience, min_lr=cfg.min_lr,
                         steps_per_epoch=len(train_loader))
-    # the EMA copies the model before any freezing hook is attached
-    ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None
+    ema = None
+    if cfg.model_ema:
+        decay, decay_why = resolve_decay(cfg.model_ema_decay, cfg.epochs * len(train_loader))
+        cfg = replace(cfg, model_ema_decay=decay)       # config.yaml records what ran
+        if info.main:
+            console.print(f"weight EMA: decay {decay:.4f} ({decay_why})")
+        # the EMA copies the model before any freezing hook is attached
+        ema = create_ema(model, decay)
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
@@ -215,6 +223,7 @@ def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
     save_classes(run.table.classes, run_dir / "classes.json")
     checked.write(run_dir)
     run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
+                               columns=EPOCH_COLUMNS + (EMA_COLUMNS if cfg.model_ema else ()),
                                purge_step=resume["epoch"] + 1 if resume else None)
     if resume:
         run.recorder.truncate(int(resume["epoch"]))   # rows after the checkpoint are redone
@@ -250,7 +259,10 @@ def restore(run: Run, state: dict) -> None:
     try:
         run.model.load_state_dict(state["model"])
         if run.ema is not None:   # a run that had no EMA yet starts one from its weights
-            run.ema.module.load_state_dict(state.get("ema") or state["model"])
+            # (a last.pt written before best.pt could hold either kept the average in "ema")
+            averaged = state.get("ema_model", state.get("ema"))
+            run.ema.module.load_state_dict(averaged if isinstance(averaged, dict)
+                                           else state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200]
@@ -306,11 +318,25 @@ def after_step(run: Run) -> None:
 
 
 def validate(run: Run) -> tuple[float, dict, float]:
-    """(val loss, metrics, img/s) over the whole validation split, gathered across ranks."""
+    """(val loss, metrics, img/s) over the whole validation split, gathered across ranks.
+
+    With an EMA both the raw weights and the average are scored; the figures are those of
+    the better one by the eval metric, and the metrics add both sets and the pick."""
     if run.val_loader is None:
         return float("nan"), dict(NO_VALIDATION), 0.0
     sync_buffers(run.model, run.info)      # evaluate rank 0's weights on every shard
-    model = run.ema.module if run.ema is not None else run.eval_model
+    loss, metrics, rate = evaluate(run, run.eval_model)
+    if run.ema is None:
+        return loss, metrics, rate
+    raw = {"val_loss": loss, **metrics}
+    ema_loss, ema_metrics, _ = evaluate(run, run.ema.module)
+    averaged = {"val_loss": ema_loss, **ema_metrics}
+    use_ema = prefer_ema(raw, averaged, run.cfg.eval_metric)
+    chosen = dict(averaged if use_ema else raw)
+    return chosen.pop("val_loss"), {**chosen, **compared_fields(raw, averaged, use_ema)}, rate
+
+
+def evaluate(run: Run, model: nn.Module) -> tuple[float, dict, float]:
     logits, labels, rate = predict_logits(model, run.val_loader, run.precision)
     logits = gather_in_rank_order(logits, run.info)
     labels = gather_in_rank_order(labels, run.info)
@@ -330,14 +356,16 @@ def save_epoch(run: Run, epoch: int, row: dict) -> bool:
         return is_best
     cfg, classes = run.cfg, run.table.classes
     run.recorder.log_epoch(row)
-    evaluated = run.ema.module if run.ema is not None else run.model
+    # the weights the row's figures belong to (a final fit has no score: the average)
+    use_ema = run.ema is not None and bool(row.get("ema", True))
+    evaluated = run.ema.module if use_ema else run.model
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
-            cfg, evaluated, classes, epoch, row, run.best_score))
+            cfg, evaluated, classes, epoch, row, run.best_score, ema=use_ema))
     if cfg.keep_top:
         update_top(run.run_dir, cfg.keep_top, epoch, score,
                    "epoch" if run.val_loader is None else cfg.eval_metric,
-                   checkpoint_state(cfg, evaluated, classes, epoch, row, score))
+                   checkpoint_state(cfg, evaluated, classes, epoch, row, score, ema=use_ema))
     save_checkpoint(run.run_dir / "last.pt", checkpoint_state(
         cfg, run.model, classes, epoch, row, run.best_score, training_state(run)))
     return is_best
@@ -409,7 +437,7 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                        "time_s": time.perf_counter() - start}
                 is_best = save_epoch(run, epoch, row)
                 if info.main:
-                    console.print(epoch_line(row, cfg.epochs, is_best))
+                    console.print(epoch_line(row, cfg.epochs, is_best, cfg.eval_metric))
     finally:
         if run.recorder is not None:
             run.recorder.close()

@@ -1,7 +1,8 @@
 """How far the weight EMA trails the raw model in a short run, and why.
 
 Trains the same short run (about 20 optimizer steps an epoch, as a small fine-tune set gives)
-with the old fixed decay 0.998 and with the run-length decay, prints timm's effective decay
+with the old EMA (fixed decay 0.998, BatchNorm statistics averaged), with copied statistics,
+and with the run-length decay; prints timm's effective decay
 per step, the raw and averaged validation accuracy per epoch (both are validated every
 epoch), and for the final average: its accuracy with its own averaged BatchNorm statistics
 against the same weights with statistics re-estimated on the training images.
@@ -22,7 +23,17 @@ from fastleaf.predict.run_folder import open_run
 from fastleaf.train.checkpoint import load_checkpoint
 from fastleaf.train.ema import create_ema
 from fastleaf.train.records import read_rows
+from fastleaf.train import trainer
 from fastleaf.train.trainer import fit
+
+
+def averaging_norms(model, decay: float):
+    """The EMA with BatchNorm's running statistics averaged like the weights (timm's default)."""
+    from timm.utils import ModelEmaV3
+
+    ema = ModelEmaV3(model, decay=decay, use_warmup=True)
+    ema.module.requires_grad_(False)
+    return ema
 
 
 def effective_decays(decay: float, steps: int) -> list[float]:
@@ -106,15 +117,19 @@ def main() -> None:
     p.add_argument("--img-size", type=int, default=112)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=25)
-    p.add_argument("--decays", default="0.998,auto", help="comma-separated; auto: run length")
+    p.add_argument("--decays", default="0.998+avg-bn,0.998,auto",
+                   help="comma-separated; auto: the run-length decay; +avg-bn: average the "
+                        "BatchNorm statistics too (the EMA as it was before they were copied)")
     args = p.parse_args()
     data = args.out / f"data-{args.classes}x{args.train_per_class}"
     if not (data / "train.csv").is_file():
         make_synthetic(data, num_classes=args.classes, train_per_class=args.train_per_class,
                        test_per_class=1, size=args.img_size, seed=0)
     for label in args.decays.split(","):
+        decay, _, variant = label.partition("+")
         run_dir = args.out / f"{label}-{args.epochs}ep"
-        one_run(data, run_dir, args, None if label == "auto" else float(label))
+        trainer.create_ema = averaging_norms if variant == "avg-bn" else create_ema
+        one_run(data, run_dir, args, None if decay == "auto" else float(decay))
         report(run_dir, label)
 
 

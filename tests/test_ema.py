@@ -19,7 +19,7 @@ def test_decay_spans_a_tenth_of_the_run():
     # a run too short for a 10-step horizon, and one too long for 10,000 steps: the bounds
     assert decay_for_steps(20) == DECAY_RANGE[0] and decay_for_steps(0) == DECAY_RANGE[0]
     assert decay_for_steps(10**8) == DECAY_RANGE[1]
-    runs = [decay_for_steps(n) for n in (50, 100, 1000, 10_000)]
+    runs = [decay_for_steps(n) for n in (200, 1000, 10_000, 50_000)]
     assert runs == sorted(runs) and len(set(runs)) == len(runs)
 
 
@@ -36,7 +36,7 @@ def test_the_old_fixed_decay_never_bites_in_a_short_run():
     160-step run the average's horizon at the end is about 30 steps, not 500."""
     ema = create_ema(torch.nn.Linear(2, 2), 0.998)
     assert ema.get_decay(1) == 0.0 and ema.get_decay(20) == pytest.approx(1 - 20 ** (-2 / 3))
-    assert ema.get_decay(160) == pytest.approx(0.9661, abs=1e-4) < 0.998
+    assert ema.get_decay(160) == pytest.approx(0.9661, abs=1e-4)      # not 0.998
     capped = create_ema(torch.nn.Linear(2, 2), decay_for_steps(160))
     assert capped.get_decay(160) == pytest.approx(0.9375)
 
@@ -98,3 +98,21 @@ def test_the_run_records_the_decay_it_chose(fast_run):
     saved = load_yaml(fast_run.run_dir / "config.yaml")
     # 3 epochs of 7 steps: a 2-step horizon, raised to the lowest decay allowed
     assert saved["model_ema_decay"] == DECAY_RANGE[0]
+
+
+def test_norm_statistics_are_copied_and_weights_averaged():
+    """Averaged running statistics describe activations of older weights twice over; at the
+    end of a short run they cost the average most of its accuracy (benchmarks/ema_lag.py)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = create_ema(model, 0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for step in range(1, 6):
+        model(torch.randn(8, 3, 8, 8) * step + step).pow(2).mean().backward()   # stats drift
+        opt.step()
+        opt.zero_grad()
+        ema.update(model, step=step)
+    raw, averaged = model.state_dict(), ema.module.state_dict()
+    for name in ("1.running_mean", "1.running_var", "1.num_batches_tracked"):
+        assert torch.equal(averaged[name], raw[name]), name
+    assert not torch.allclose(averaged["1.weight"], raw["1.weight"])     # the norm's scale

@@ -42,7 +42,7 @@ from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
 from .records import EPOCH_COLUMNS, RunRecorder, append_score
-from .resume import load_resume_state, restore_rng, rng_state
+from .resume import load_resume_state, restore, training_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
 
@@ -116,15 +116,6 @@ def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None
              "best_score": best_score, "ema": ema}
     state.update(extra or {})
     return state
-
-
-def training_state(run: "Run") -> dict:
-    """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
-    scaler = run.precision.scaler
-    ema = {"ema_model": run.ema.module.state_dict()} if run.ema is not None else {}
-    return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
-            "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
 
 def epoch_line(row: dict, epochs: int, best: bool, metric: str) -> str:
@@ -253,29 +244,6 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
                             f"({first}); use a larger --img-size (224 is the data's)") from None
     finally:
         model.train(was_training)
-
-
-def restore(run: Run, state: dict) -> None:
-    try:
-        run.model.load_state_dict(state["model"])
-        if run.ema is not None:   # a run that had no EMA yet starts one from its weights
-            # (a last.pt written before best.pt could hold either kept the average in "ema")
-            averaged = state.get("ema_model", state.get("ema"))
-            run.ema.module.load_state_dict(averaged if isinstance(averaged, dict)
-                                           else state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{run.run_dir / 'last.pt'}: does not fit the model built from "
-                              f"these options ({first}); resume without changing them") from None
-    run.schedule.load_state_dict(state["scheduler"])
-    if run.precision.scaler is not None and state.get("scaler"):
-        run.precision.scaler.load_state_dict(state["scaler"])
-    restore_rng(state.get("rng", {}), run.device)
-    run.start_epoch = int(state["epoch"]) + 1
-    run.best_score = float(state.get("best_score", float("-inf")))
-    run.best_epoch = int(state.get("best_epoch", 0))
-    run.best_row = dict(state.get("best_row", {}))
 
 
 def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:

@@ -96,7 +96,7 @@ def test_the_run_records_the_decay_it_chose(fast_run):
     from fastleaf.config import load_yaml
 
     saved = load_yaml(fast_run.run_dir / "config.yaml")
-    # 3 epochs of 7 steps: a 2-step horizon, raised to the lowest decay allowed
+    # 3 epochs of 7 steps: a 2.1-step horizon, raised to the lowest decay allowed
     assert saved["model_ema_decay"] == DECAY_RANGE[0]
 
 

@@ -297,6 +297,7 @@ def validate(run: Run) -> tuple[float, dict, float]:
     if run.ema is None:
         return loss, metrics, rate
     raw = {"val_loss": loss, **metrics}
+    sync_buffers(run.ema.module, run.info)  # the copied norm statistics of rank 0's last step
     ema_loss, ema_metrics, _ = evaluate(run, run.ema.module)
     averaged = {"val_loss": ema_loss, **ema_metrics}
     use_ema = prefer_ema(raw, averaged, run.cfg.eval_metric)

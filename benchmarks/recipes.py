@@ -28,6 +28,7 @@ import csv
 import json
 import platform
 import random
+import shutil
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -58,7 +59,7 @@ def read_csv(path: Path) -> list[dict]:
 
 def write_set(out: Path, rows: list[dict], image_of) -> Path:
     """A Kaggle-layout folder: ``train.csv`` of ``rows`` and each row's image from
-    ``image_of(row, target)``; an empty ``test.csv`` (the runs only validate)."""
+    ``image_of(row, target)``; ``test.csv`` lists the same images (the runs only validate)."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     for row in rows:
         image_of(row, out / row["image"])
@@ -66,7 +67,7 @@ def write_set(out: Path, rows: list[dict], image_of) -> Path:
         writer = csv.DictWriter(f, fieldnames=["image", "label"])
         writer.writeheader()
         writer.writerows({"image": r["image"], "label": r["label"]} for r in rows)
-    (out / "test.csv").write_text("image\n")
+    (out / "test.csv").write_text("image\n" + "".join(f"{r['image']}\n" for r in rows))
     return out
 
 
@@ -81,9 +82,10 @@ def leafsnap_rows(species: int, few: int, seed: int = 0) -> list[dict]:
                                                                            len(by_label[label])))]
 
 
-def link_image(row: dict, target: Path) -> None:
+def copy_image(row: dict, target: Path) -> None:
+    # a copy: the table refuses image paths that leave the data folder through a link
     if not target.exists():
-        target.symlink_to(LEAFSNAP / row["image"])
+        shutil.copyfile(LEAFSNAP / row["image"], target)
 
 
 def grey_image(row: dict, target: Path) -> None:
@@ -108,7 +110,7 @@ def build_set(name: str, work: Path, args) -> Path:
                               size=args.synth_size, seed=0)
     rows = leafsnap_rows(args.species, args.few)
     if name == "leafsnap-few":
-        return write_set(out, rows, link_image)
+        return write_set(out, rows, copy_image)
     if name == "leafsnap-grey":
         return write_set(out, rows, grey_image)
     raise SystemExit(f"unknown set {name!r}")
@@ -193,8 +195,9 @@ def main(argv=None) -> None:
     RESULTS.mkdir(exist_ok=True)
     setup = (f"{args.model}{' pretrained' if args.pretrained else ''}, {args.epochs} epochs, "
              f"batch {args.batch_size}, seed 0, {platform.machine()}")
+    toy = " (toy scale: proves the script, not the recipes)" if args.toy else ""
     (RESULTS / f"{stem}.md").write_text(
-        f"# Recipes across data sets{' (toy scale: proves the script, not the recipes)' if args.toy else ''}\n\n"
+        f"# Recipes across data sets{toy}\n\n"
         f"{setup}. Validation accuracy of the best epoch; rank 1 is the best on a set.\n\n"
         f"{text}\n")
     (RESULTS / f"{stem}.json").write_text(json.dumps(

@@ -54,8 +54,10 @@ def resolve_decay(decay: float | None, total_steps: int) -> tuple[float, str]:
         check_decay(decay)
         return float(decay), f"--model-ema-decay {decay:g}"
     chosen = decay_for_steps(total_steps)
-    return chosen, (f"horizon {1 / (1 - chosen):.0f} steps, {HORIZON_FRACTION:.0%} of the "
-                    f"run's {total_steps} optimizer steps; --model-ema-decay sets it")
+    # a run whose share falls outside the range gets its nearer bound
+    held = f", held within {DECAY_RANGE}" if chosen in DECAY_RANGE else ""
+    return chosen, (f"horizon {1 / (1 - chosen):.0f} steps: {HORIZON_FRACTION:.0%} of the "
+                    f"run's {total_steps} optimizer steps{held}; --model-ema-decay sets it")
 
 
 def check_decay(decay: float) -> None:

@@ -106,7 +106,7 @@ def build_set(name: str, work: Path, args) -> Path:
         return LEAFSNAP
     if name.startswith("synth-"):
         return make_synthetic(out, num_classes=int(name.split("-")[1]),
-                              train_per_class=args.synth_per_class, test_per_class=0,
+                              train_per_class=args.synth_per_class, test_per_class=1,
                               size=args.synth_size, seed=0)
     rows = leafsnap_rows(args.species, args.few)
     if name == "leafsnap-few":

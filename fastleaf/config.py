@@ -47,7 +47,7 @@ class TrainConfig:
     backbone_lr: float = 1.0               # backbone learning rate as a fraction of --lr
     layer_decay: float | None = None       # layer-wise lr decay (timm models), e.g. 0.75
     freeze_epochs: int = 0                 # train only the head for the first N epochs
-    model_ema: bool = False                # also validate an EMA of the weights; best.pt: the better
+    model_ema: bool = False                # also validate an EMA; best.pt: the better one
     model_ema_decay: float | None = None   # None: from the run's optimizer steps (train/ema.py)
     scheduler: str = "plateau"
     plateau_factor: float = 0.5

@@ -88,7 +88,7 @@ def compared_fields(raw: dict, averaged: dict, use_ema: bool) -> dict:
 
 
 def compared_text(row: dict, metric: str) -> str:
-    """`` (raw 0.81, ema 0.42: raw)`` for the epoch line; empty without an average."""
+    """``  acc: raw 0.8100, ema 0.4200 -> raw`` for the epoch line; empty without an average."""
     if "ema" not in row:
         return ""
     return (f"  {metric}: raw {row[f'raw_{metric}']:.4f}, ema {row[f'ema_{metric}']:.4f} "

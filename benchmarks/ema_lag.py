@@ -95,7 +95,8 @@ def bn_check(run_dir: Path) -> dict:
 def one_run(data: Path, out: Path, args, decay: float | None) -> list[dict]:
     cfg = resolve_config(args.config, data=str(data), model=args.model, img_size=args.img_size,
                          epochs=args.epochs, batch_size=args.batch_size, model_ema=True,
-                         model_ema_decay=decay, pretrained=args.pretrained, workers=0, device="cpu",
+                         model_ema_decay=decay, pretrained=args.pretrained, weights=args.weights,
+                         workers=0, device="cpu",
                          amp=False, loader="torchvision", tensorboard=False, progress=False,
                          check_data=False, out=str(out), overwrite=True, eval_metric="acc")
     fit(cfg)
@@ -126,6 +127,8 @@ def main() -> None:
     p.add_argument("--model", default="cnn")
     p.add_argument("--config", default="finetune", help="the recipe the runs follow")
     p.add_argument("--pretrained", action="store_true")
+    p.add_argument("--weights", help="start from these weights (a fine-tune from a run)")
+    p.add_argument("--data", type=Path, help="a Kaggle-layout folder instead of a synthetic set")
     p.add_argument("--classes", type=int, default=30)
     p.add_argument("--train-per-class", type=int, default=20)
     p.add_argument("--img-size", type=int, default=112)
@@ -135,7 +138,7 @@ def main() -> None:
                    help="comma-separated; auto: the run-length decay; +avg-bn: average the "
                         "BatchNorm statistics too (the EMA as it was before they were copied)")
     args = p.parse_args()
-    data = args.out / f"data-{args.classes}x{args.train_per_class}"
+    data = args.data or args.out / f"data-{args.classes}x{args.train_per_class}"
     if not (data / "train.csv").is_file():
         make_synthetic(data, num_classes=args.classes, train_per_class=args.train_per_class,
                        test_per_class=1, size=args.img_size, seed=0)

@@ -49,8 +49,8 @@ class TrainConfig:
     backbone_lr: float = 1.0               # backbone learning rate as a fraction of --lr
     layer_decay: float | None = None       # layer-wise lr decay (timm models), e.g. 0.75
     freeze_epochs: int = 0                 # train only the head for the first N epochs
-    model_ema: bool = False                # validate and save an EMA of the weights
-    model_ema_decay: float = 0.998
+    model_ema: bool = False                # also validate an EMA; best.pt: the better one
+    model_ema_decay: float | None = None   # None: from the run's optimizer steps (train/ema.py)
     scheduler: str = "plateau"
     plateau_factor: float = 0.5
     plateau_patience: int = 5

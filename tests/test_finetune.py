@@ -120,16 +120,25 @@ def ema_run(tiny_data, tmp_path_factory):
     return fit(cfg).run_dir
 
 
-def test_best_checkpoint_holds_the_ema_weights(ema_run):
+def test_best_checkpoint_holds_the_weights_it_names(ema_run):
     from fastleaf.train.checkpoint import load_checkpoint
+    from fastleaf.train.records import read_rows
 
     last = load_checkpoint(ema_run / "last.pt")
-    assert set(last["ema"]) == set(last["model"])
-    differs = [k for k in last["model"] if not torch.equal(last["model"][k], last["ema"][k])]
+    assert set(last["ema_model"]) == set(last["model"]) and last["ema"] is False
+    differs = [k for k in last["model"] if not torch.equal(last["model"][k], last["ema_model"][k])]
     assert differs                                   # the average is not the raw weights
     best = load_checkpoint(ema_run / "best.pt")
+    rows = {int(r["epoch"]): r for r in read_rows(ema_run / "metrics.csv")}
+    picked = rows[best["epoch"]]
+    # both were scored; the row and the checkpoint name the same pick, the higher of the two
+    assert picked["ema"] == str(best["ema"])
+    raw, averaged = float(picked["raw_sum"]), float(picked["ema_sum"])
+    assert float(picked["sum"]) == pytest.approx(max(raw, averaged))
+    assert best["ema"] == (averaged >= raw)
     if best["epoch"] == last["epoch"]:
-        assert all(torch.equal(best["model"][k], last["ema"][k]) for k in last["ema"])
+        held = last["ema_model"] if best["ema"] else last["model"]
+        assert all(torch.equal(best["model"][k], held[k]) for k in held)
 
 
 def test_prediction_normalises_as_training_did(ema_run):

@@ -60,9 +60,12 @@ def train_on_two_processes(data, out, *args):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path):
+@pytest.mark.parametrize("ema", [[], ["--model-ema"]], ids=["raw", "ema"])
+def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path, ema):
     out = tmp_path / "ddp"
-    rows = train_on_two_processes(tiny_data, out, "--epochs", "1")
+    # with an EMA, best.pt holds the better of the two, scored with rank 0's norm statistics;
+    # fp32 as the single-process evaluation below (bf16 is the default on some CPUs)
+    rows = train_on_two_processes(tiny_data, out, "--epochs", "1", "--no-amp", *ema)
     assert [r["epoch"] for r in rows] == ["1"]
     # the same weights evaluated by one process over the whole validation split, prepared as
     # the run's own validation was: its precision (bf16 on CPUs with native bf16), layout and
@@ -160,15 +163,15 @@ def test_nothing_to_resume_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_in_epoch", [1, 2])
+@pytest.mark.parametrize("stop_in_epoch, ema", [(1, False), (2, False), (2, True)])
 def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path,
-                                                                  monkeypatch, stop_in_epoch):
+                                                                  monkeypatch, stop_in_epoch, ema):
     from fastleaf.train import trainer
     from fastleaf.train.signals import TrainingInterrupted
 
     base = dict(data=str(tiny_data), model="cnn", img_size=112, batch_size=16, epochs=2,
                 workers=0, progress=False, tensorboard=False, check_data=False, device="cpu",
-                augment="light", seed=3)
+                augment="light", seed=3, model_ema=ema)
     fit(resolve_config(out=str(tmp_path / "whole"), **base))
     whole = load_checkpoint(tmp_path / "whole" / "last.pt")
 
@@ -201,6 +204,12 @@ def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp
     for key, value in whole["model"].items():
         assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
     assert [r["epoch"] for r in metric_rows(run)] == ["1", "2"]
+    if ema:      # the average goes on from where it was, and both are scored as before
+        for key, value in whole["ema_model"].items():
+            assert torch.allclose(resumed["ema_model"][key].float(), value.float(), atol=1e-6)
+        again = metric_rows(run)[-1]
+        for key in ("raw_acc", "ema_acc", "ema"):
+            assert again[key] == metric_rows(tmp_path / "whole")[-1][key], key
 
 
 def children(pid):

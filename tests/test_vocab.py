@@ -10,6 +10,7 @@ import yaml
 from fastleaf.cli import build_parser, main
 from fastleaf.commands.train import config_from_args
 from fastleaf.config import LOADERS, TrainConfig, load_config_source, resolve_config
+from fastleaf.train.ema import DECAY_RANGE
 
 
 def train_config(*argv: str) -> TrainConfig:
@@ -99,6 +100,6 @@ def test_train_help_names_the_dataclass_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     defaults = TrainConfig()
     for said in (f"({defaults.plateau_factor})", f"({defaults.plateau_patience})",
-                 f"({defaults.min_lr:g})", f"({defaults.model_ema_decay})",
+                 f"({defaults.min_lr:g})", f"within {DECAY_RANGE}",
                  f"({defaults.val_fraction})"):
         assert said in text

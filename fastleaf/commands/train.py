@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # the short and second long names are timm train.py's, so its users' commands carry over
     from ..config import LOADERS
     from ..config import TrainConfig as D     # the defaults the help texts name
+    from ..train.ema import DECAY_RANGE, HORIZON_FRACTION
 
     flag = argparse.BooleanOptionalAction
     p.add_argument("--config", help="a built-in recipe (fastleaf configs lists them) or a YAML "
@@ -82,8 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="layer-wise learning-rate decay from the head down (e.g. 0.75)")
     g.add_argument("--freeze-epochs", type=int, help="train only the head for the first N epochs")
     g.add_argument("--model-ema", action=flag,
-                   help="keep an EMA of the weights; validate and save it (best.pt)")
-    g.add_argument("--model-ema-decay", type=float, help=f"EMA decay ({D.model_ema_decay})")
+                   help="keep an EMA of the weights; each epoch validates it and the raw weights "
+                        "and best.pt keeps the better")
+    g.add_argument("--model-ema-decay", type=float,
+                   help=f"EMA decay per optimizer step (default: a horizon of "
+                        f"{HORIZON_FRACTION * 100:g}%% of the run's steps, within {DECAY_RANGE})")
     g.add_argument("--scheduler", "--sched", choices=["plateau", "cosine", "none"])
     g.add_argument("--plateau-factor", type=float,
                    help=f"plateau: multiply the rate by this when the val loss stalls "

@@ -40,9 +40,10 @@ class RunRecorder:
     """metrics.csv + TensorBoard for one run folder; rank 0 only."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None,
-                 tracker=None):
+                 columns: tuple[str, ...] = EPOCH_COLUMNS, tracker=None):
         self.run_dir = Path(run_dir)
-        self.tracker = tracker         # an MLflow run (train/tracking.py) or None
+        self.columns = columns      # EPOCH_COLUMNS, plus the raw-vs-average ones with an EMA
+        self.tracker = tracker      # an MLflow run (train/tracking.py) or None
         self.metrics_csv = self.run_dir / "metrics.csv"
         # keep rows of epochs already finished (resume): drop any at or past a restart point
         self.rows = read_rows(self.metrics_csv)
@@ -55,11 +56,11 @@ class RunRecorder:
 
     def truncate(self, last_epoch: int) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) <= last_epoch]
-        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+        write_rows(self.metrics_csv, self.columns, self.rows)
 
     def log_epoch(self, row: dict) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
-        write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+        write_rows(self.metrics_csv, self.columns, self.rows)
         if self.writer is not None:
             step = row["epoch"]
             for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
@@ -67,6 +68,9 @@ class RunRecorder:
                              ("val/kappa", "kappa"), ("val/sum", "sum"), ("lr", "lr"),
                              ("speed/train_img_per_s", "img_per_s")):
                 self.writer.add_scalar(tag, float(row[key]), step)
+            for key in ("raw_acc", "ema_acc"):
+                if key in row:
+                    self.writer.add_scalar(f"val/{key}", float(row[key]), step)
             self.writer.flush()
         if self.tracker is not None:
             self.tracker.log_epoch(row)
@@ -75,7 +79,7 @@ class RunRecorder:
         """Put ``text`` in the last epoch row's ``note`` (why the run ended there)."""
         if self.rows:
             self.rows[-1]["note"] = text
-            write_rows(self.metrics_csv, EPOCH_COLUMNS, self.rows)
+            write_rows(self.metrics_csv, self.columns, self.rows)
 
     def close(self, status: str = "FINISHED") -> None:
         """``status``: FINISHED, KILLED (interrupted) or FAILED, as the tracker records it."""

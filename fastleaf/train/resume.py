@@ -85,3 +85,36 @@ def load_resume_state(run_dir: str | Path, classes: list[str]) -> dict:
         if key not in state:
             raise CheckpointError(f"{run_dir}/last.pt: no {key!r} entry, cannot resume")
     return state
+
+
+def training_state(run) -> dict:
+    """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
+    scaler = run.precision.scaler
+    ema = {"ema_model": run.ema.module.state_dict()} if run.ema is not None else {}
+    return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
+            "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
+
+
+def restore(run, state: dict) -> None:
+    """Put ``last.pt``'s state into a freshly built trainer ``Run``."""
+    try:
+        run.model.load_state_dict(state["model"])
+        if run.ema is not None:   # a run that had no EMA yet starts one from its weights
+            # (a last.pt written before best.pt could hold either kept the average in "ema")
+            averaged = state.get("ema_model", state.get("ema"))
+            run.ema.module.load_state_dict(averaged if isinstance(averaged, dict)
+                                           else state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{run.run_dir / 'last.pt'}: does not fit the model built from "
+                              f"these options ({first}); resume without changing them") from None
+    run.schedule.load_state_dict(state["scheduler"])
+    if run.precision.scaler is not None and state.get("scaler"):
+        run.precision.scaler.load_state_dict(state["scaler"])
+    restore_rng(state.get("rng", {}), run.device)
+    run.start_epoch = int(state["epoch"]) + 1
+    run.best_score = float(state.get("best_score", float("-inf")))
+    run.best_epoch = int(state.get("best_epoch", 0))
+    run.best_row = dict(state.get("best_row", {}))

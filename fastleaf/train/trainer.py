@@ -33,7 +33,8 @@ from ..utils.console import console, make_progress
 from ..utils.device import configure_device, resolve_device, seed_everything, usable_cores
 from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
-from .ema import create_ema
+from .ema import (EMA_COLUMNS, compared_fields, compared_text, create_ema, prefer_ema,
+                  resolve_decay)
 from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, broadcast_flag,
                           check_sync_bn, cleanup_distributed, gather_in_rank_order,
@@ -43,8 +44,8 @@ from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
-from .records import RunRecorder, append_score
-from .resume import load_resume_state, restore_rng, rng_state
+from .records import EPOCH_COLUMNS, RunRecorder, append_score
+from .resume import load_resume_state, restore, training_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
 from .early_stop import stop_reason
@@ -125,30 +126,22 @@ def loader_factory(ranked: list[tuple[str, str]] | None):
                                                                        choices)
 
 
-def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None) -> dict:
-    """``model``: the weights evaluation used (the EMA's when there is one)."""
+def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None, *,
+                     ema: bool = False) -> dict:
+    """``model``: the weights saved; ``ema``: whether they are the weight average."""
     state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
              "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
-             "best_score": best_score}
+             "best_score": best_score, "ema": ema}
     state.update(extra or {})
     return state
 
 
-def training_state(run: "Run") -> dict:
-    """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
-    scaler = run.precision.scaler
-    ema = {"ema": run.ema.module.state_dict()} if run.ema is not None else {}
-    return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
-            "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
-
-
-def epoch_line(row: dict, epochs: int, best: bool) -> str:
+def epoch_line(row: dict, epochs: int, best: bool, metric: str) -> str:
     mark = " [green]*best[/green]" if best else ""
     return (f"epoch {row['epoch']:>3}/{epochs}  train_loss {row['train_loss']:.4f}  "
             f"val_loss {row['val_loss']:.4f}  acc {row['acc']:.4f}  f1 {row['f1_macro']:.4f}  "
             f"kappa {row['kappa']:.4f}  sum {row['sum']:.4f}  {row['img_per_s']:.1f} img/s  "
-            f"lr {row['lr']:.2e}{mark}")
+            f"lr {row['lr']:.2e}{compared_text(row, metric)}{mark}")
 
 
 @dataclass
@@ -170,7 +163,7 @@ class Run:
     precision: Precision
     mixer: object
     recorder: RunRecorder | None
-    ema: object = None          # timm ModelEmaV3: validated and saved as best.pt
+    ema: object = None          # timm ModelEmaV3: validated with the raw weights each epoch
     freezer: BackboneFreeze | None = None
     start_epoch: int = 1
     best_score: float = float("-inf")
@@ -212,8 +205,15 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                         cfg.plateau_factor, cfg.plateau_patience, min_lr=cfg.min_lr,
                         # optimizer steps, not batches: --grad-accum steps once per N batches
                         steps_per_epoch=-(-len(train_loader) // cfg.grad_accum))
-    # the EMA copies the model before any freezing hook is attached
-    ema = create_ema(model, cfg.model_ema_decay) if cfg.model_ema else None
+    ema = None
+    if cfg.model_ema:
+        steps = cfg.epochs * -(-len(train_loader) // cfg.grad_accum)
+        decay, decay_why = resolve_decay(cfg.model_ema_decay, steps)
+        cfg = replace(cfg, model_ema_decay=decay)       # config.yaml records what ran
+        if info.main:
+            console.print(f"weight EMA: decay {decay:.4f} ({decay_why})")
+        # the EMA copies the model before any freezing hook is attached
+        ema = create_ema(model, decay)
     # CutMix / MixUp on the device batch; their soft targets carry the label smoothing
     mixer = create_mixer(cfg.cutmix, cfg.mixup, cfg.mix_prob, table.num_classes,
                          cfg.label_smoothing, seed=cfg.seed + info.rank)
@@ -239,6 +239,7 @@ def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
     save_classes(run.table.classes, run_dir / "classes.json")
     checked.write(run_dir)
     run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
+                               columns=EPOCH_COLUMNS + (EMA_COLUMNS if cfg.model_ema else ()),
                                purge_step=resume["epoch"] + 1 if resume else None,
                                tracker=create_tracker(cfg, run_dir))
     if resume:
@@ -269,26 +270,6 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
                             f"({first}); use a larger --img-size (224 is the data's)") from None
     finally:
         model.train(was_training)
-
-
-def restore(run: Run, state: dict) -> None:
-    try:
-        run.model.load_state_dict(state["model"])
-        if run.ema is not None:   # a run that had no EMA yet starts one from its weights
-            run.ema.module.load_state_dict(state.get("ema") or state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{run.run_dir / 'last.pt'}: does not fit the model built from "
-                              f"these options ({first}); resume without changing them") from None
-    run.schedule.load_state_dict(state["scheduler"])
-    if run.precision.scaler is not None and state.get("scaler"):
-        run.precision.scaler.load_state_dict(state["scaler"])
-    restore_rng(state.get("rng", {}), run.device)
-    run.start_epoch = int(state["epoch"]) + 1
-    run.best_score = float(state.get("best_score", float("-inf")))
-    run.best_epoch = int(state.get("best_epoch", 0))
-    run.best_row = dict(state.get("best_row", {}))
 
 
 def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
@@ -332,11 +313,26 @@ def after_step(run: Run) -> None:
 
 
 def validate(run: Run) -> tuple[float, dict, float]:
-    """(val loss, metrics, img/s) over the whole validation split, gathered across ranks."""
+    """(val loss, metrics, img/s) over the whole validation split, gathered across ranks.
+
+    With an EMA both the raw weights and the average are scored; the figures are those of
+    the better one by the eval metric, and the metrics add both sets and the pick."""
     if run.val_loader is None:
         return float("nan"), dict(NO_VALIDATION), 0.0
     sync_buffers(run.model, run.info)      # evaluate rank 0's weights on every shard
-    model = run.ema.module if run.ema is not None else run.eval_model
+    loss, metrics, rate = evaluate(run, run.eval_model)
+    if run.ema is None:
+        return loss, metrics, rate
+    raw = {"val_loss": loss, **metrics}
+    sync_buffers(run.ema.module, run.info)  # the copied norm statistics of rank 0's last step
+    ema_loss, ema_metrics, _ = evaluate(run, run.ema.module)
+    averaged = {"val_loss": ema_loss, **ema_metrics}
+    use_ema = prefer_ema(raw, averaged, run.cfg.eval_metric)
+    chosen = dict(averaged if use_ema else raw)
+    return chosen.pop("val_loss"), {**chosen, **compared_fields(raw, averaged, use_ema)}, rate
+
+
+def evaluate(run: Run, model: nn.Module) -> tuple[float, dict, float]:
     logits, labels, rate = predict_logits(model, run.val_loader, run.precision)
     logits = gather_in_rank_order(logits, run.info)
     labels = gather_in_rank_order(labels, run.info)
@@ -356,14 +352,16 @@ def save_epoch(run: Run, epoch: int, row: dict) -> bool:
         return is_best
     cfg, classes = run.cfg, run.table.classes
     run.recorder.log_epoch(row)
-    evaluated = run.ema.module if run.ema is not None else run.model
+    # the weights the row's figures belong to (a final fit has no score: the average)
+    use_ema = run.ema is not None and bool(row.get("ema", True))
+    evaluated = run.ema.module if use_ema else run.model
     if is_best:
         save_checkpoint(run.run_dir / "best.pt", checkpoint_state(
-            cfg, evaluated, classes, epoch, row, run.best_score))
+            cfg, evaluated, classes, epoch, row, run.best_score, ema=use_ema))
     if cfg.keep_top:
         update_top(run.run_dir, cfg.keep_top, epoch, score,
                    "epoch" if run.val_loader is None else cfg.eval_metric,
-                   checkpoint_state(cfg, evaluated, classes, epoch, row, score))
+                   checkpoint_state(cfg, evaluated, classes, epoch, row, score, ema=use_ema))
     save_checkpoint(run.run_dir / "last.pt", checkpoint_state(
         cfg, run.model, classes, epoch, row, run.best_score, training_state(run)))
     return is_best
@@ -437,7 +435,7 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                        "time_s": time.perf_counter() - start}
                 is_best = save_epoch(run, epoch, row)
                 if info.main:
-                    console.print(epoch_line(row, cfg.epochs, is_best))
+                    console.print(epoch_line(row, cfg.epochs, is_best, cfg.eval_metric))
                 if cfg.early_stop and stop_early(run):
                     break
     finally:

@@ -6,6 +6,7 @@ file; either uses the same keys as the flags (with underscores or dashes).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -95,15 +96,65 @@ class ConfigError(FastleafError, ValueError):
 
 KEYS = {f.name for f in fields(TrainConfig)}
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-# the smallest sensible value of each numeric option (a larger one is the user's choice)
-MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
-           "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
-           "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
-           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0}
+# the largest model input side: a Classify Leaves image is 224 px and the biggest timm models
+# take about 800; beyond this one decoded batch no longer fits in memory
+MAX_IMG_SIZE = 2048
+MAX_WORKERS = 256     # loader processes or check threads; more only exhausts the machine
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: ``low``/``high`` included unless ``open_low``/``open_high``;
+    ``None`` leaves that end free.  Every float must also be finite (no nan, no inf)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value) -> bool:
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.open_high
+                                        else value <= self.high)
+        return low_ok and high_ok
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"above {self.low}" if self.open_low else f"at least {self.low}"
+        if self.low is None:
+            return f"below {self.high}" if self.open_high else f"at most {self.high}"
+        return (f"in {'(' if self.open_low else '['}{self.low}, {self.high}"
+                f"{')' if self.open_high else ']'}")
+
+
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+FRACTION = Range(0, 1, open_high=True)      # a share of something: 0 allowed, 1 not
+# the range of each numeric option, flag or YAML alike (nproc is the launcher's flag)
+RANGES = {"epochs": Range(1), "batch_size": Range(1), "img_size": Range(1, MAX_IMG_SIZE),
+          "workers": Range(0, MAX_WORKERS), "threads": Range(1), "nproc": Range(1),
+          "folds": Range(2), "fold": Range(0), "val_fraction": FRACTION,
+          "crop_pct": Range(0, 1, open_low=True), "drop_path": FRACTION,
+          "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "backbone_lr": NON_NEGATIVE,
+          "layer_decay": Range(0, 1, open_low=True), "freeze_epochs": NON_NEGATIVE,
+          "model_ema_decay": Range(0, 1, open_low=True, open_high=True),
+          "plateau_factor": Range(0, 1, open_low=True, open_high=True),
+          "plateau_patience": NON_NEGATIVE, "min_lr": NON_NEGATIVE,
+          "warmup_epochs": NON_NEGATIVE, "label_smoothing": FRACTION,
+          "grad_clip": NON_NEGATIVE, "cutmix": NON_NEGATIVE, "mixup": NON_NEGATIVE,
+          "mix_prob": Range(0, 1), "keep_top": NON_NEGATIVE, "mean": Range(), "std": POSITIVE}
+
+
+def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
+    """Refuse a non-finite number, or one outside ``ranges[key]``, naming ``source``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+    if key in ranges and not ranges[key].holds(value):
+        raise ConfigError(f"{source}: {key} must be {ranges[key]}, got {value!r}")
 
 
 def check_value(key: str, value, source: str) -> None:
-    """Refuse a value of the wrong type or below its minimum, naming where it came from."""
+    """Refuse a value of the wrong type or outside its range, naming where it came from."""
     annotation = {f.name: f.type for f in fields(TrainConfig)}[key]
     allowed = [TYPES[t.strip()] for t in str(annotation).split("|") if t.strip() in TYPES]
     if value is None:
@@ -116,13 +167,15 @@ def check_value(key: str, value, source: str) -> None:
         # per-channel statistics (mean/std): three numbers, one per RGB channel
         if len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                    for v in value):
+            for v in value:
+                check_number(key, v, source)
             return
         raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {value!r}")
     elif isinstance(value, int) and (int in allowed or float in allowed) or \
             isinstance(value, float) and float in allowed or \
             isinstance(value, str) and str in allowed:
-        if key in MINIMUM and value < MINIMUM[key]:
-            raise ConfigError(f"{source}: {key} must be at least {MINIMUM[key]}, got {value!r}")
+        if not isinstance(value, str):
+            check_number(key, value, source)
         return
     names = " or ".join(t.__name__ for t in allowed) or str(annotation)
     raise ConfigError(f"{source}: {key} must be {names}, got {value!r} "

@@ -228,6 +228,13 @@ def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int,
     """
     if folds < 2 or not 0 <= fold < folds:
         raise UsageError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+    smallest = int(np.unique(labels, return_counts=True)[1].min())
+    if folds > smallest:
+        # a class with fewer images than folds leaves some validation folds without it
+        fix = f"use --folds {smallest} or fewer" if smallest >= 2 else \
+            "k-fold needs two or more images in every class"
+        raise UsageError(f"--folds {folds} is more than the {smallest} image(s) of the "
+                         f"smallest class; {fix}")
     if groups is not None and len(np.unique(groups)) < len(groups):
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         train, val = list(splitter.split(np.zeros(len(labels)), labels, groups))[fold]

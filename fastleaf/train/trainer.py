@@ -35,7 +35,7 @@ from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           check_sync_bn, gather_in_rank_order, init_distributed, sync_buffers,
                           wrap_ddp)
-from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
+from .loop import SYNC_EVERY, EpochStats, check_finite, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
@@ -400,6 +400,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                         f"{run.run_dir / 'last.pt'} holds the end of epoch {epoch - 1} (epoch "
                         f"{epoch} will be redone). Resume with: fastleaf train --resume "
                         f"{run.run_dir}", stop.exit_code)
+                check_finite(run.model, stats.loss, epoch, f"{run.run_dir / 'last.pt'} holds "
+                             f"epoch {epoch - 1}; lower --lr (now {cfg.lr:g}) or set --grad-clip")
                 val_loss, metrics, val_rate = validate(run)
                 lr = run.schedule.lr
                 # with no validation, the plateau schedule watches the training loss

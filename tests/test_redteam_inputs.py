@@ -1,0 +1,124 @@
+"""Hostile or careless input, each finding named: numbers out of range, unreadable files in a
+loader, odd image kinds and files, odd class names, paths out of the data folder.  Every one
+ends in one line naming the flag, file or row (exit 2), or is skipped and reported."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastleaf.cli import main
+from fastleaf.config import ConfigError, resolve_config
+
+# a damageable copy of the tiny set, the CSV editor, a finished run and the one-line check
+from test_check_data import data, edit_csv  # noqa: F401
+from test_guards import FAST, config, finished, one_line_error  # noqa: F401
+
+
+def train_args(data_dir, out, *extra):
+    return ["train", "--data", str(data_dir), "--out", str(out), "--epochs", "1", *FAST,
+            "--no-check-data", *extra]
+
+
+# ---------------------------------------------------------------- F10, F11, F25: numbers
+
+@pytest.mark.parametrize("flag, value, named", [
+    ("--lr", "nan", "lr must be a finite number"),
+    ("--lr", "inf", "lr must be a finite number"),
+    ("--lr", "0", "lr must be above 0"),
+    ("--grad-clip", "nan", "grad_clip must be a finite number"),
+    ("--weight-decay", "nan", "weight_decay must be a finite number"),
+    ("--backbone-lr", "-1", "backbone_lr must be at least 0"),
+    ("--plateau-factor", "5", "plateau_factor must be in (0, 1)"),
+    ("--plateau-factor", "0", "plateau_factor must be in (0, 1)"),
+    ("--min-lr", "nan", "min_lr must be a finite number"),
+    ("--keep-top", "-1", "keep_top must be at least 0"),
+    ("--val-fraction", "1.5", "val_fraction must be in [0, 1)"),
+    ("--label-smoothing", "1", "label_smoothing must be in [0, 1)"),
+    ("--mix-prob", "2", "mix_prob must be in [0, 1]"),
+    ("--model-ema-decay", "1", "model_ema_decay must be in (0, 1)"),
+    ("--drop-path", "nan", "drop_path must be a finite number"),
+    ("--threads", "0", "threads must be at least 1"),
+    ("--img-size", "100000", "img_size must be in [1, 2048]"),
+])
+def test_f10_f11_f25_numbers_out_of_range_are_refused(tiny_data, tmp_path, capsys, flag, value,
+                                                       named):
+    out = tmp_path / "r"
+    assert main(train_args(tiny_data, out, flag, value)) == 2
+    line = one_line_error(capsys)
+    assert flag in line and named in line
+    assert not out.exists()
+
+
+def test_f11_lr_inf_is_refused(tiny_data, tmp_path, capsys):
+    assert main(train_args(tiny_data, tmp_path / "r", "--lr", "inf", "--optimizer", "sgd")) == 2
+    assert "--lr" in one_line_error(capsys)
+
+
+def test_f10_nan_in_yaml_names_the_file(tiny_data, tmp_path, capsys):
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: .nan\n")
+    assert main(train_args(tiny_data, tmp_path / "r", "--config", str(yaml_file))) == 2
+    line = one_line_error(capsys)
+    assert str(yaml_file) in line and "lr must be a finite number" in line
+
+
+@pytest.mark.parametrize("key, stats", [("mean", [float("nan"), 0.5, 0.5]),
+                                        ("std", [0.5, 0.5, 0.0])])
+def test_f10_mean_and_std_must_be_finite_and_std_positive(key, stats):
+    with pytest.raises(ConfigError, match=key):
+        resolve_config(**{key: stats})
+
+
+def test_f25_nproc_below_one_is_refused(tiny_data, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(train_args(tiny_data, out, "--nproc", "-2")) == 2
+    assert "--nproc" in one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command, flag, value", [
+    ("predict", "-b", "0"), ("tta-predict", "-b", "-5"), ("predict", "--crop-fraction", "nan"),
+    ("tta-predict", "--workers", "-1")])
+def test_f10_prediction_numbers_are_refused(tiny_data, finished, tmp_path, capsys, command, flag,
+                                            value):
+    target = [str(tiny_data / "images")] if command == "predict" else ["--data", str(tiny_data)]
+    out = tmp_path / "p.csv"
+    code = main([command, *target, "--checkpoint", str(finished), "--device", "cpu",
+                 "--out", str(out), flag, value])
+    assert code == 2
+    long_name = {"-b": "--batch-size"}.get(flag, flag)
+    assert long_name in one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("weights", ["nan,1", "inf,1"])
+def test_f12_member_weights_must_be_finite(weights):
+    from fastleaf.errors import UsageError
+    from fastleaf.predict.ensemble import parse_weights
+
+    with pytest.raises(UsageError, match="--member-weights"):
+        parse_weights(weights, 2)
+
+
+def test_f10_more_folds_than_the_smallest_class_is_refused(tiny_data, tmp_path, capsys):
+    # the tiny set has 12 images in each class
+    assert main(train_args(tiny_data, tmp_path / "r", "--folds", "13", "--fold", "0")) == 2
+    line = one_line_error(capsys)
+    assert "--folds 13" in line and "12" in line
+
+
+def test_f11_a_diverging_run_stops_and_keeps_no_nan_best(tiny_data, tmp_path):
+    from fastleaf.train.loop import DivergedError
+    from fastleaf.train.trainer import fit
+
+    out = tmp_path / "r"
+    # a finite but absurd rate: the first step overflows the weights
+    with pytest.raises(DivergedError, match="not finite"):
+        fit(config(tiny_data, out, lr=1e30, optimizer="sgd", epochs=2))
+    best = out / "best.pt"
+    if best.exists():
+        state = torch.load(best, weights_only=True)["model"]
+        assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())

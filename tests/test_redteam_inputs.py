@@ -122,3 +122,19 @@ def test_f11_a_diverging_run_stops_and_keeps_no_nan_best(tiny_data, tmp_path):
     if best.exists():
         state = torch.load(best, weights_only=True)["model"]
         assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+# ---------------------------------------------------------------- F24: image sides
+
+def test_f24_synth_img_size_has_an_upper_bound(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["synth", "--out", str(out), "--img-size", "100000", "--classes", "2",
+                 "--train-per-class", "1", "--test-per-class", "0"]) == 2
+    assert "--img-size" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_f24_train_img_size_too_large_gives_no_advice_to_enlarge(tiny_data, tmp_path, capsys):
+    assert main(train_args(tiny_data, tmp_path / "r", "--img-size", "100000")) == 2
+    line = one_line_error(capsys)
+    assert "--img-size" in line and "larger" not in line

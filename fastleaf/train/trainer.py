@@ -240,8 +240,9 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
             model(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:200]
+        advice = "larger" if cfg.img_size < 224 else "smaller"
         raise FastleafError(f"--img-size {cfg.img_size} does not fit model {cfg.model!r} "
-                            f"({first}); use a larger --img-size (224 is the data's)") from None
+                            f"({first}); use a {advice} --img-size (224 is the data's)") from None
     finally:
         model.train(was_training)
 

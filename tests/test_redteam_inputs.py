@@ -138,3 +138,26 @@ def test_f24_train_img_size_too_large_gives_no_advice_to_enlarge(tiny_data, tmp_
     assert main(train_args(tiny_data, tmp_path / "r", "--img-size", "100000")) == 2
     line = one_line_error(capsys)
     assert "--img-size" in line and "larger" not in line
+
+
+# ---------------------------------------------------------------- F9: the batch and memory
+
+def test_f9_a_batch_above_the_training_rows_is_lowered_with_a_note(tiny_data, tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "r"
+    assert main(train_args(tiny_data, out, "--batch-size", "100000")) == 0
+    said = capsys.readouterr().out
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    # 6 classes x 12 images, a fifth of each class validates: 60 train
+    assert "--batch-size 100000 is more than the 60 training images" in said
+    assert saved["batch_size"] == 60
+
+
+def test_f9_a_batch_that_cannot_fit_in_memory_is_refused_before_allocating():
+    from fastleaf.errors import UsageError
+    from fastleaf.loaders import training_batch
+
+    assert training_batch(64, 1000, 224, "cpu", free=2**34) == (64, None)
+    with pytest.raises(UsageError, match="--batch-size 1000 at --img-size 224 needs 0.7 GiB"):
+        training_batch(5000, 1000, 224, "cpu", free=2**29)

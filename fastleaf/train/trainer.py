@@ -21,7 +21,8 @@ from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError, UsageError
-from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
+from ..loaders import (LoaderOptions, Shard, create_loader, resolve_backend,
+                       training_batch)
 from ..loaders.cpu_split import plan_split
 from ..models import create_model, load_weights
 from ..models.data_config import data_config_of, eval_spec, resolve_data_config, train_spec
@@ -177,6 +178,11 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                        group_near_duplicates=cfg.group_near_duplicates)
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
         raise UsageError("the validation split is empty: raise --val-fraction or add data")
+    batch, note = training_batch(cfg.batch_size, -(-len(table.train) // info.world),
+                                 cfg.img_size, device)
+    if note and info.main:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    cfg = replace(cfg, batch_size=batch)       # the batch that runs is the one recorded
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,

@@ -161,3 +161,45 @@ def test_f9_a_batch_that_cannot_fit_in_memory_is_refused_before_allocating():
     assert training_batch(64, 1000, 224, "cpu", free=2**34) == (64, None)
     with pytest.raises(UsageError, match="--batch-size 1000 at --img-size 224 needs 0.7 GiB"):
         training_batch(5000, 1000, 224, "cpu", free=2**29)
+
+
+# ---------------------------------------------------------------- F6: bad files in workers
+
+def test_f6_predict_on_a_folder_skips_and_reports_unreadable_files(tiny_data, finished,
+                                                                   tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in (1, 2, 3):
+        shutil.copy(tiny_data / "images" / f"{i}.jpg", photos / f"leaf{i}.jpg")
+    (photos / "notes.jpg").write_text("not a photo\n")
+    (photos / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(photos), "--checkpoint", str(finished), "--device", "cpu",
+                 "--workers", "2", "--loader", "torchvision", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "Traceback" not in said
+    assert "skipped 2 unreadable file(s)" in said
+    assert "notes.jpg" in said and "empty.jpg" in said
+    rows = out.read_text().splitlines()
+    assert rows[0] == "image,label,probability"
+    assert sorted(r.split(",")[0] for r in rows[1:]) == ["leaf1.jpg", "leaf2.jpg", "leaf3.jpg"]
+
+
+def test_f6_tta_predict_bad_image_read_in_a_worker_is_one_line(data, finished, tmp_path, capsys):
+    test_rows = (data / "test.csv").read_text().splitlines()
+    (data / test_rows[3]).write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)   # a JPEG start only
+    code = main(["tta-predict", "--data", str(data), "--checkpoint", str(finished),
+                 "--out", str(tmp_path / "sub.csv"), "--device", "cpu", "--workers", "2",
+                 "--loader", "torchvision", "--tta", "none"])
+    assert code == 2
+    line = one_line_error(capsys)
+    assert test_rows[3] in line and "test.csv line 4" in line
+
+
+def test_f6_train_without_the_check_bad_image_in_a_worker_is_one_line(data, tmp_path, capsys):
+    (data / "images" / "3.jpg").write_bytes(b"")
+    args = train_args(data, tmp_path / "r", "--loader", "torchvision", "--workers", "2",
+                      "--val-fraction", "0")
+    assert main(args) == 2
+    line = one_line_error(capsys)
+    assert "images/3.jpg" in line and "train.csv line 5" in line

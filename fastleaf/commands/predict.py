@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     result = predict_photos(args.target, args.checkpoint, top=args.top,
                             weights=args.member_weights, settings=settings_from_args(args),
                             out=args.out if folder else None)
+    if result.skipped:
+        console.print(f"[yellow]skipped {len(result.skipped)} unreadable file(s):[/yellow]")
+        for why in result.skipped:
+            console.print(f"  {escape(why)}", soft_wrap=True)
     if folder:
         console.print(f"{len(result.files)} photos in {result.output.seconds:.1f} s "
                       f"({result.output.img_per_s:.1f} img/s): {escape(str(args.out))}")

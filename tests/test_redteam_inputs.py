@@ -203,3 +203,22 @@ def test_f6_train_without_the_check_bad_image_in_a_worker_is_one_line(data, tmp_
     assert main(args) == 2
     line = one_line_error(capsys)
     assert "images/3.jpg" in line and "train.csv line 5" in line
+
+
+# ---------------------------------------------------------------- F7: one decode, one result
+
+def test_f7_16_bit_greyscale_png_decodes_the_same_on_every_path(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from fastleaf.data.imageio import decode_rgb
+    from fastleaf.loaders.cv_augment import decode_rgb_cv2
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)      # 0 .. 65520
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)                   # Pillow opens it as mode I;16
+    pillow = decode_rgb(path).permute(1, 2, 0).numpy()
+    opencv = decode_rgb_cv2(path)
+    expected = (ramp >> 8).astype(np.uint8)       # the top 8 bits of each 16-bit sample
+    assert (pillow == opencv).all()
+    assert (pillow[..., 0] == expected).all() and (pillow[..., 2] == expected).all()

@@ -99,6 +99,18 @@ def decode_with_pillow(data: bytes, path: Path):
         raise ImageDecodeError(f"{path}: not a readable image ({err})") from None
 
 
+def pillow_rgb(img) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a Pillow image in any mode.
+
+    Deep greyscale (16-bit PNG: mode ``I;16``/``I``) keeps the top 8 bits of each sample, as
+    OpenCV reads it; Pillow's own conversion clips every value above 255 to white.
+    """
+    if img.mode.startswith("I;16") or img.mode == "I":
+        grey = (np.asarray(img).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(img.convert("RGB"))
+
+
 def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
     """``(3, H, W)`` uint8 RGB from a file's bytes, within the pixel limit."""
     probe(data, path)
@@ -108,8 +120,8 @@ def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
                                mode=ImageReadMode.RGB, apply_exif_orientation=True)
         except RuntimeError:
             pass  # CMYK, progressive oddities or a damaged tail: let Pillow try and report
-    rgb = decode_with_pillow(data, path).convert("RGB")
-    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+    rgb = pillow_rgb(decode_with_pillow(data, path))
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 
 def decode_rgb(path: Path) -> torch.Tensor:

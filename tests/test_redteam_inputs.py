@@ -222,3 +222,33 @@ def test_f7_16_bit_greyscale_png_decodes_the_same_on_every_path(tmp_path):
     expected = (ramp >> 8).astype(np.uint8)       # the top 8 bits of each 16-bit sample
     assert (pillow == opencv).all()
     assert (pillow[..., 0] == expected).all() and (pillow[..., 2] == expected).all()
+
+
+# ---------------------------------------------------------------- F18: only regular files
+
+def finishes(fn, seconds=60):
+    """``fn()``'s result, or a failure when it has not returned within ``seconds`` (a read
+    blocked on a named pipe never returns)."""
+    import threading
+
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("result", fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"{fn} still running after {seconds} s"
+    return box["result"]
+
+
+def test_f18_a_named_pipe_is_reported_not_read(data):
+    import os
+
+    from fastleaf.data.check import check_data
+    from fastleaf.data.preflight import preflight
+
+    os.mkfifo(data / "images" / "pipe.jpg")
+    edit_csv(data / "train.csv", 2, image="images/pipe.jpg")
+    report = finishes(lambda: check_data(data))
+    [bad] = [f for f in report.findings if f.image == "images/pipe.jpg"]
+    assert bad.severity == "error" and "not a regular file" in bad.message
+    checked = finishes(lambda: preflight(data, skip_bad=True, quiet=True))
+    assert 2 in set(checked.drop)

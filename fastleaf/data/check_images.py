@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..utils.console import tracked
-from .imageio import Header, ImageDecodeError, ImageTooLarge, decode_bytes, probe
+from .imageio import (Header, ImageDecodeError, ImageTooLarge, decode_bytes, probe,
+                      read_regular)
 
 ERROR, WARNING = "error", "warning"
 JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
@@ -41,7 +42,7 @@ def inspect_file(path: Path, decode: bool = True) -> FileInfo:
     File contents are never quoted in a finding.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return FileInfo([("missing_file", ERROR, f"image file not found: {path}")])
     except OSError as err:

@@ -9,7 +9,9 @@ Errors name the file.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -76,9 +78,34 @@ def probe(data: bytes, path: Path) -> Header:
     return header
 
 
+# what a path that is not a regular file is, for the message that refuses it
+NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISDIR, "a folder"),
+               (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``; a named pipe, device, folder or socket is
+    refused (``OSError``) before any read, which on a pipe or device could block forever.
+
+    The file is opened without blocking and checked through its descriptor, so a path swapped
+    between the check and the read is caught too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in NOT_REGULAR if test(mode)), "special")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
+
+
 def read_bytes(path: Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)
     except OSError as err:
         raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err})") from None
     if not data:

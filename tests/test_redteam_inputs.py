@@ -252,3 +252,29 @@ def test_f18_a_named_pipe_is_reported_not_read(data):
     assert bad.severity == "error" and "not a regular file" in bad.message
     checked = finishes(lambda: preflight(data, skip_bad=True, quiet=True))
     assert 2 in set(checked.drop)
+
+
+# ---------------------------------------------------------------- F19: the image root
+
+@pytest.mark.parametrize("root", ["/", "../outside"])
+def test_f19_an_image_root_outside_the_data_folder_is_refused(data, tmp_path, capsys, root):
+    from fastleaf.data.table import DataError, load_table
+
+    (tmp_path / "outside").mkdir()
+    (data / "data.yaml").write_text(f"image_root: {root}\n")
+    edit_csv(data / "train.csv", 2, image="etc/passwd")
+    with pytest.raises(DataError, match="image_root"):
+        load_table(data)
+    assert main(["check-data", "--data", str(data)]) == 2
+    assert "image_root" in one_line_error(capsys)
+
+
+def test_f19_a_derived_folder_may_point_at_the_data_folder_it_came_from(data, tmp_path):
+    from fastleaf.data.table import load_table
+
+    derived = tmp_path / "derived"                  # as fastleaf pseudo-label writes one
+    derived.mkdir()
+    for name in ("train.csv", "test.csv"):
+        shutil.copy(data / name, derived / name)
+    (derived / "data.yaml").write_text(f"image_root: {data}\n")
+    assert load_table(derived).all_train.paths[0].parent == data / "images"

@@ -117,7 +117,8 @@ def pointed_image_root(root: Path) -> Path:
 
     A derived data folder (``fastleaf pseudo-label``) holds only CSVs and this pointer; its
     image entries stay relative to the original folder and must stay inside it, exactly as
-    in the original.  A relative ``image_root`` is relative to ``root``.
+    in the original.  A relative ``image_root`` is relative to ``root``; it must lie inside
+    ``root`` or be a data folder itself (holding a train.csv).
     """
     pointer = root / POINTER
     if not pointer.is_file():
@@ -135,6 +136,13 @@ def pointed_image_root(root: Path) -> Path:
     target = target if target.is_absolute() else root / target
     if not target.is_dir():
         raise DataError(f"{pointer}: image_root {target} is not a folder")
+    # the symbolic-link rule for a pointer: images stay inside a data folder, this one or
+    # the one a derived folder came from (it holds its own train.csv); never `/` or a home
+    real, own = os.path.realpath(target), os.path.realpath(root)
+    inside = real == own or real.startswith(own.rstrip(os.sep) + os.sep)
+    if not inside and not (Path(real) / "train.csv").is_file():
+        raise DataError(f"{pointer}: image_root {target} is neither inside {root} nor a data "
+                        f"folder (one with a train.csv); images are only read from a data folder")
     return target
 
 

@@ -278,3 +278,28 @@ def test_f19_a_derived_folder_may_point_at_the_data_folder_it_came_from(data, tm
         shutil.copy(data / name, derived / name)
     (derived / "data.yaml").write_text(f"image_root: {data}\n")
     assert load_table(derived).all_train.paths[0].parent == data / "images"
+
+
+# ---------------------------------------------------------------- F20: labels and spaces
+
+def spaced_twin(data):
+    """Row 4 (line 6) gets row 3's label with a trailing space."""
+    import pandas as pd
+
+    label = pd.read_csv(data / "train.csv", dtype=str).loc[3, "label"]
+    edit_csv(data / "train.csv", 4, label=label + " ")
+    return label
+
+
+def test_f20_labels_differing_only_in_spaces_are_an_error_naming_both_rows(data, tmp_path,
+                                                                          capsys):
+    from fastleaf.data.check import check_data
+    from fastleaf.data.table import DataError, load_table
+
+    label = spaced_twin(data)
+    [f] = [f for f in check_data(data).findings if f.kind == "spaced_label"]
+    assert f.severity == "error" and f.line == 6 and "line 5" in f.message    # row 3
+    with pytest.raises(DataError, match=f"{label!r} and {label + ' '!r}"):
+        load_table(data)
+    assert main(train_args(data, tmp_path / "r")) == 2       # without the check, too
+    assert "differ only in spaces" in one_line_error(capsys)

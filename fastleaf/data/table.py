@@ -200,9 +200,27 @@ def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | Non
     return path
 
 
+def spaced_twins(labels) -> list[tuple[object, object]]:
+    """``(first row, row)`` of each label equal to an earlier one but for the spaces around
+    it ("acer " after "acer"), once per spelling: two classes to the model, one to the eye,
+    so the data check and training both refuse them.  ``labels``: row -> label."""
+    first_of: dict[str, tuple[str, object]] = {}
+    spellings, pairs = set(), []
+    for row, label in labels.items():
+        seen, first = first_of.setdefault(label.strip(), (label, row))
+        if seen != label and label not in spellings:
+            spellings.add(label)
+            pairs.append((first, row))
+    return pairs
+
+
 def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Class names -> ids; with no class list, the sorted unique names define it."""
     if classes is None:
+        for first, row in spaced_twins(labels)[:1]:
+            raise DataError(f"lines {csv_line(first)} and {csv_line(row)}: labels "
+                            f"{labels[first]!r} and {labels[row]!r} differ only in spaces "
+                            f"around them; write one name")
         classes = sorted(labels.unique().tolist())
     index = {name: i for i, name in enumerate(classes)}
     unknown = labels[~labels.isin(index)]

@@ -303,3 +303,37 @@ def test_f20_labels_differing_only_in_spaces_are_an_error_naming_both_rows(data,
         load_table(data)
     assert main(train_args(data, tmp_path / "r")) == 2       # without the check, too
     assert "differ only in spaces" in one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- F21: printed user strings
+
+HOSTILE = "[link=file:///etc/passwd]evil[/link]\x1b[2J"
+
+
+def rename_class(data, new_name):
+    """Every row of the first row's class gets ``new_name``."""
+    import pandas as pd
+
+    frame = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    frame.loc[frame["label"] == frame.loc[0, "label"], "label"] = new_name
+    frame.to_csv(data / "train.csv", index=False)
+
+
+def test_f21_data_summary_prints_class_names_as_text(data, capsys):
+    rename_class(data, HOSTILE)
+    assert main(["data-summary", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out                               # no escape code reaches the terminal
+    assert "[link=file:///etc/passwd]evil[/link]\\x1b[2J" in out     # the markup stays text
+
+
+def test_f21_predict_prints_class_names_as_text(data, tmp_path, capsys):
+    from fastleaf.train.trainer import fit
+
+    rename_class(data, HOSTILE)
+    fit(config(data, tmp_path / "run"))
+    capsys.readouterr()
+    assert main(["predict", str(data / "images" / "0.jpg"), "--checkpoint", str(tmp_path / "run"),
+                 "--device", "cpu", "--top", "6", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "[link=file:///etc/passwd]evil" in out

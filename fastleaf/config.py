@@ -145,12 +145,18 @@ RANGES = {"epochs": Range(1), "batch_size": Range(1), "img_size": Range(1, MAX_I
           "mix_prob": Range(0, 1), "keep_top": NON_NEGATIVE, "mean": Range(), "std": POSITIVE}
 
 
+def brief(value) -> str:
+    """``repr(value)``, cut to a readable length for a one-line error."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
     """Refuse a non-finite number, or one outside ``ranges[key]``, naming ``source``."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+        raise ConfigError(f"{source}: {key} must be a finite number, got {brief(value)}")
     if key in ranges and not ranges[key].holds(value):
-        raise ConfigError(f"{source}: {key} must be {ranges[key]}, got {value!r}")
+        raise ConfigError(f"{source}: {key} must be {ranges[key]}, got {brief(value)}")
 
 
 def check_value(key: str, value, source: str) -> None:
@@ -170,7 +176,7 @@ def check_value(key: str, value, source: str) -> None:
             for v in value:
                 check_number(key, v, source)
             return
-        raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {value!r}")
+        raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {brief(value)}")
     elif isinstance(value, int) and (int in allowed or float in allowed) or \
             isinstance(value, float) and float in allowed or \
             isinstance(value, str) and str in allowed:
@@ -178,7 +184,7 @@ def check_value(key: str, value, source: str) -> None:
             check_number(key, value, source)
         return
     names = " or ".join(t.__name__ for t in allowed) or str(annotation)
-    raise ConfigError(f"{source}: {key} must be {names}, got {value!r} "
+    raise ConfigError(f"{source}: {key} must be {names}, got {brief(value)} "
                       f"({type(value).__name__})")
 
 
@@ -220,19 +226,55 @@ def check_keys(values: dict, source: str) -> dict:
     return values
 
 
+MAX_YAML_BYTES = 1 << 20     # an options file is a few hundred bytes; this one is not one
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (``*name``): nested aliases expand a few hundred
+    bytes into gigabytes (a "billion laughs"), and no options file needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(file, label: str):
+    """The YAML document in ``file`` (a path or a packaged resource), refused in one line when
+    it is too large, not UTF-8 text, or not valid YAML; ``label`` names it."""
+    data = file.read_bytes()
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(f"{label}: {len(data):,} bytes is too large for a YAML options file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not a UTF-8 text file (a YAML file was expected)") from None
+    return parse_document(text, label)
+
+
+def parse_document(text: str, label: str):
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)
+    except yaml.YAMLError as err:
+        said = " ".join(str(err).split())
+        raise ConfigError(f"{label}: not valid YAML ({said[:300]})") from None
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"config file not found: {path}")
-    return parse_yaml(path.read_text(), str(path))
+    return option_values(read_yaml(path, str(path)), str(path))
 
 
 def parse_yaml(text: str, label: str) -> dict:
     """Option values from YAML ``text``, each of its option's type; ``label`` names the file."""
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{label}: not valid YAML ({' '.join(str(err).split())})") from None
+    return option_values(parse_document(text, label), label)
+
+
+def option_values(data, label: str) -> dict:
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -255,7 +297,7 @@ def load_config_source(source: str | Path) -> dict:
         from .utils.console import console
 
         console.print(f"[yellow]note: {escape(note)}[/yellow]")
-    return parse_yaml(file.read_text(), str(file))
+    return option_values(read_yaml(file, str(file)), str(file))
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:

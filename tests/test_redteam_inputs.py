@@ -337,3 +337,33 @@ def test_f21_predict_prints_class_names_as_text(data, tmp_path, capsys):
                  "--device", "cpu", "--top", "6", "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "[link=file:///etc/passwd]evil" in out
+
+
+# ---------------------------------------------------------------- F17: YAML files
+
+def alias_bomb(levels: int = 5) -> str:
+    """A few hundred bytes of nested YAML aliases that expand to 9**levels strings."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a UTF-8 text file"),
+    (alias_bomb().encode(), "aliases (*name) are not allowed")])
+def test_f17_a_binary_or_alias_bomb_config_is_one_short_line(tiny_data, tmp_path, capsys,
+                                                              content, said):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(content)
+    assert main(train_args(tiny_data, tmp_path / "r", "--config", str(cfg))) == 2
+    line = one_line_error(capsys)
+    assert str(cfg) in line and said in line and len(line) < 500
+
+
+def test_f17_an_alias_bomb_in_data_yaml_is_refused(data):
+    from fastleaf.data.table import DataError, load_table
+
+    (data / "data.yaml").write_text(alias_bomb())
+    with pytest.raises(DataError, match="aliases"):
+        load_table(data)

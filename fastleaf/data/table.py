@@ -123,12 +123,12 @@ def pointed_image_root(root: Path) -> Path:
     pointer = root / POINTER
     if not pointer.is_file():
         return root
-    import yaml
+    from ..config import ConfigError, read_yaml
 
     try:
-        data = yaml.safe_load(pointer.read_text())
-    except yaml.YAMLError as err:
-        raise DataError(f"{pointer}: not readable YAML ({str(err).splitlines()[0]})") from None
+        data = read_yaml(pointer, str(pointer))
+    except ConfigError as err:
+        raise DataError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("image_root"), str):
         raise DataError(f"{pointer}: expected a line 'image_root: FOLDER' (the folder the "
                         f"CSV image paths are relative to)")

@@ -367,3 +367,31 @@ def test_f17_an_alias_bomb_in_data_yaml_is_refused(data):
     (data / "data.yaml").write_text(alias_bomb())
     with pytest.raises(DataError, match="aliases"):
         load_table(data)
+
+
+# ---------------------------------------------------------------- F15, F16: weight files
+
+def test_f15_a_corrupt_safetensors_file_is_one_line(tiny_data, tmp_path, capsys):
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}" + b"\0" * 64)
+    assert main(train_args(tiny_data, tmp_path / "r", "--weights", str(bad))) == 2
+    line = one_line_error(capsys)
+    assert str(bad) in line and "safetensors" in line
+
+
+def test_f15_weights_pickle_refusal_gives_no_unsafe_advice(tmp_path):
+    import os
+
+    from fastleaf.errors import FastleafError
+    from fastleaf.models.weights import read_weights
+
+    class Payload:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    bad = tmp_path / "evil.pth"
+    torch.save({"fc.weight": torch.zeros(2), "x": Payload()}, bad)
+    with pytest.raises(FastleafError) as err:
+        read_weights(bad)
+    said = str(err.value)
+    assert "weights_only" not in said and "\n" not in said and str(bad) in said

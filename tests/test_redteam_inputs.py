@@ -395,3 +395,15 @@ def test_f15_weights_pickle_refusal_gives_no_unsafe_advice(tmp_path):
         read_weights(bad)
     said = str(err.value)
     assert "weights_only" not in said and "\n" not in said and str(bad) in said
+
+
+def test_f16_a_checkpoint_whose_weights_do_not_fit_its_classes_is_one_line(finished, tmp_path,
+                                                                          capsys, tiny_data):
+    state = torch.load(finished / "best.pt", weights_only=True)
+    state["classes"] = state["classes"][:-1]           # one class fewer than the head has
+    edited = tmp_path / "edited.pt"
+    torch.save(state, edited)
+    assert main(["predict", str(tiny_data / "images" / "0.jpg"), "--checkpoint", str(edited),
+                 "--device", "cpu", "--workers", "0"]) == 2
+    line = one_line_error(capsys)
+    assert str(edited) in line and "do not fit" in line

@@ -407,3 +407,11 @@ def test_f16_a_checkpoint_whose_weights_do_not_fit_its_classes_is_one_line(finis
                  "--device", "cpu", "--workers", "0"]) == 2
     line = one_line_error(capsys)
     assert str(edited) in line and "do not fit" in line
+
+
+# ---------------------------------------------------------------- F23: threads
+
+def test_f23_check_data_caps_its_reader_threads(tiny_data, capsys):
+    assert main(["check-data", "--data", str(tiny_data), "--workers", "100000"]) == 0
+    out = capsys.readouterr().out
+    assert "reading with 64" in out and "OK" in out

@@ -89,6 +89,7 @@ def print_report(report, max_lines: int = 50) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.check import check_data
+    from ..data.check_images import MAX_READERS
     from ..data.table import data_files
     from ..errors import FastleafError
     from ..utils.console import console
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise FastleafError(f"--workers {args.workers}: needs at least 1 thread")
+    if args.workers is not None and args.workers > MAX_READERS:
+        console.print(f"[yellow]note: --workers {args.workers} is more threads than reading "
+                      f"files can use; reading with {MAX_READERS}[/yellow]", soft_wrap=True)
     extra = [args.classes] if args.classes else []
     if args.out:
         output_file(args.out, "--out", [*data_files(args.data), *extra])

@@ -20,6 +20,8 @@ MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "1": "black-and-white",
               "PA": "palette+alpha", "RGBA": "RGBA", "CMYK": "CMYK", "YCbCr": "YCbCr",
               "I": "32-bit grayscale", "I;16": "16-bit grayscale", "F": "float grayscale"}
 
+MAX_READERS = 64
+
 
 @dataclass
 class FileInfo:
@@ -99,9 +101,15 @@ def header_notes(header: Header, path: Path) -> list[tuple[str, str, str]]:
     return notes
 
 
+def reader_threads(workers: int | None) -> int | None:
+    """Threads for reading image files: ``workers``, at most ``MAX_READERS`` (the disk and
+    the cores are saturated long before, and a machine runs out of threads after that)."""
+    return None if workers is None else min(workers, MAX_READERS)
+
+
 def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:
     """:func:`inspect_file` over every distinct path, in a thread pool."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=reader_threads(workers)) as pool:
         infos = tracked(pool.map(lambda p: inspect_file(p, decode), paths), "checking images",
                         total=len(paths))
         return dict(zip(paths, infos))

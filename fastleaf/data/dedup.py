@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .check_images import reader_threads
 from .imageio import ImageDecodeError, pillow_rgb, probe, read_bytes
 
 HASH_SIZE = 16            # 16 x 16 = 256 bits: no chance collisions among plain-background leaves
@@ -73,7 +74,8 @@ def image_hashes(paths, hash_size: int = HASH_SIZE,
                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(hashes (N, words) uint64, readable (N,) bool)``; unreadable files hash to zeros."""
     paths = [Path(p) for p in paths]
-    with ThreadPoolExecutor(workers) as pool:    # Pillow decodes without holding the GIL
+    # Pillow decodes without holding the GIL
+    with ThreadPoolExecutor(reader_threads(workers)) as pool:
         found = list(pool.map(lambda p: _cached_hash(p, hash_size), paths))
     words = hash_size * hash_size // 64
     hashes = np.zeros((len(paths), words), dtype=np.uint64)

@@ -415,3 +415,17 @@ def test_f23_check_data_caps_its_reader_threads(tiny_data, capsys):
     assert main(["check-data", "--data", str(tiny_data), "--workers", "100000"]) == 0
     out = capsys.readouterr().out
     assert "reading with 64" in out and "OK" in out
+
+
+# ---------------------------------------------------------------- F26: damaged JPEG data
+
+def test_f26_half_a_jpeg_with_an_end_marker_is_corrupt_and_prints_no_stray_line(data, capfd):
+    from fastleaf.data.check import check_data
+
+    image = data / "images" / "4.jpg"
+    whole = image.read_bytes()
+    image.write_bytes(whole[:len(whole) // 2] + b"\xff\xd9")
+    report = check_data(data)
+    [bad] = [f for f in report.findings if f.image == "images/4.jpg"]
+    assert bad.severity == "error" and bad.kind == "corrupt" and "JPEG data" in bad.message
+    assert "Corrupt JPEG data" not in capfd.readouterr().err    # libjpeg's own line is kept

@@ -5,7 +5,11 @@ turns them into findings on every row that names the file.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,8 +112,56 @@ def reader_threads(workers: int | None) -> int | None:
 
 
 def inspect_files(paths: list[Path], decode: bool, workers: int | None) -> dict[Path, FileInfo]:
-    """:func:`inspect_file` over every distinct path, in a thread pool."""
-    with ThreadPoolExecutor(max_workers=reader_threads(workers)) as pool:
-        infos = tracked(pool.map(lambda p: inspect_file(p, decode), paths), "checking images",
-                        total=len(paths))
-        return dict(zip(paths, infos))
+    """:func:`inspect_file` over every distinct path, in a thread pool.
+
+    libjpeg reports damaged JPEG data (half a file with an end marker appended) only as a
+    warning written straight to file descriptor 2, and decodes it with grey blocks.  The
+    pool's decodes run with that descriptor captured; when a warning shows, the JPEGs are
+    decoded again one at a time to find the ones it came from.
+    """
+    with captured_fd2() as said, ThreadPoolExecutor(reader_threads(workers)) as pool:
+        infos = dict(zip(paths, tracked(pool.map(lambda p: inspect_file(p, decode), paths),
+                                        "checking images", total=len(paths))))
+    if decode and jpeg_warnings(said[0]):
+        for path, info in infos.items():
+            if not info.has_error and path.suffix.lower() in (".jpg", ".jpeg"):
+                info.problems += damaged_jpeg_data(path)
+    return infos
+
+
+def jpeg_warnings(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()
+            if line.startswith(("Corrupt JPEG data", "Premature end of JPEG file"))]
+
+
+def damaged_jpeg_data(path: Path) -> list[tuple[str, str, str]]:
+    """A ``corrupt`` problem when decoding ``path`` alone makes libjpeg warn."""
+    with captured_fd2() as said:
+        try:
+            decode_bytes(read_regular(path), path)
+        except (OSError, ImageDecodeError):
+            return []
+    warned = jpeg_warnings(said[0])
+    return [("corrupt", ERROR, f"damaged JPEG data, decoded with grey blocks (libjpeg: "
+                               f"{warned[0]})")] if warned else []
+
+
+@contextmanager
+def captured_fd2():
+    """Everything written to file descriptor 2 meanwhile (by C libraries too), in
+    ``said[0]`` once the block ends; lines that are not libjpeg's go on to stderr."""
+    said = [""]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said[0] = tmp.read().decode("utf-8", "replace")
+            sys.stderr.write("".join(line for line in said[0].splitlines(keepends=True)
+                                     if not jpeg_warnings(line)))

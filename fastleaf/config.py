@@ -243,9 +243,12 @@ class NoAliasLoader(yaml.SafeLoader):
 def read_yaml(file, label: str):
     """The YAML document in ``file`` (a path or a packaged resource), refused in one line when
     it is too large, not UTF-8 text, or not valid YAML; ``label`` names it."""
-    data = file.read_bytes()
-    if len(data) > MAX_YAML_BYTES:
-        raise ConfigError(f"{label}: {len(data):,} bytes is too large for a YAML options file")
+    # a file's size is known before reading it; a packaged recipe is small
+    size = file.stat().st_size if isinstance(file, Path) else 0
+    data = file.read_bytes() if size <= MAX_YAML_BYTES else b""
+    if max(size, len(data)) > MAX_YAML_BYTES:
+        raise ConfigError(f"{label}: {max(size, len(data)):,} bytes is too large for a YAML "
+                          f"options file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

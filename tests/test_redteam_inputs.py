@@ -429,3 +429,15 @@ def test_f26_half_a_jpeg_with_an_end_marker_is_corrupt_and_prints_no_stray_line(
     [bad] = [f for f in report.findings if f.image == "images/4.jpg"]
     assert bad.severity == "error" and bad.kind == "corrupt" and "JPEG data" in bad.message
     assert "Corrupt JPEG data" not in capfd.readouterr().err    # libjpeg's own line is kept
+
+
+@pytest.mark.parametrize("weight", ["NaN", "Infinity"])
+def test_f12_a_blend_file_with_a_non_finite_weight_is_refused(tmp_path, weight):
+    from fastleaf.data.table import DataError
+    from fastleaf.predict.blend import read_blend
+
+    blend = tmp_path / "blend.json"
+    blend.write_text('{"members": [{"run": "a", "weight": %s, "temperature": 1.0}, '
+                     '{"run": "b", "weight": 1.0, "temperature": 1.0}]}' % weight)
+    with pytest.raises(DataError, match="finite weights"):
+        read_blend(blend)

@@ -117,11 +117,10 @@ def test_f11_a_diverging_run_stops_and_keeps_no_nan_best(tiny_data, tmp_path):
     out = tmp_path / "r"
     # a finite but absurd rate: the first step overflows the weights
     with pytest.raises(DivergedError, match="not finite"):
-        fit(config(tiny_data, out, lr=1e30, optimizer="sgd", epochs=2))
-    best = out / "best.pt"
-    if best.exists():
-        state = torch.load(best, weights_only=True)["model"]
-        assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+        fit(config(tiny_data, out, lr=1e30, optimizer="sgd", epochs=2, check_data=False))
+    # epoch 1 diverged: nothing of it is saved, last.pt still holds the start
+    assert not (out / "best.pt").exists()
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 0
 
 
 # ---------------------------------------------------------------- F24: image sides
@@ -331,7 +330,7 @@ def test_f21_predict_prints_class_names_as_text(data, tmp_path, capsys):
     from fastleaf.train.trainer import fit
 
     rename_class(data, HOSTILE)
-    fit(config(data, tmp_path / "run"))
+    fit(config(data, tmp_path / "run", check_data=False))
     capsys.readouterr()
     assert main(["predict", str(data / "images" / "0.jpg"), "--checkpoint", str(tmp_path / "run"),
                  "--device", "cpu", "--top", "6", "--workers", "0"]) == 0

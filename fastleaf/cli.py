@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
         if os.environ.get("FASTLEAF_DEBUG"):
             raise
-        from rich.markup import escape
+        from .utils.console import shown
 
-        # soft_wrap: the message stays whole for a pipe; escape: names in it are not markup
-        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", soft_wrap=True)
+        # soft_wrap: the message stays whole for a pipe; shown: names in it are neither markup
+        # nor terminal escape codes
+        console.print(f"[bold red]error:[/bold red] {shown(err)}", soft_wrap=True)
         return 2
 
 

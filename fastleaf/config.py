@@ -6,6 +6,7 @@ file; either uses the same keys as the flags (with underscores or dashes).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -105,16 +106,72 @@ class ConfigError(FastleafError, ValueError):
 
 KEYS = {f.name for f in fields(TrainConfig)}
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-# the smallest sensible value of each numeric option (a larger one is the user's choice)
-MINIMUM = {"epochs": 1, "batch_size": 1, "img_size": 1, "workers": 0, "folds": 2, "fold": 0,
-           "lr": 0.0, "weight_decay": 0.0, "warmup_epochs": 0, "label_smoothing": 0.0,
-           "grad_clip": 0.0, "cutmix": 0.0, "mixup": 0.0, "mix_prob": 0.0,
-           "plateau_factor": 0.0, "plateau_patience": 0, "min_lr": 0.0, "early_stop": 0, "grad_accum": 1,
-           "min_delta": 0.0}
+# the largest model input side: a Classify Leaves image is 224 px and the biggest timm models
+# take about 800; beyond this one decoded batch no longer fits in memory
+MAX_IMG_SIZE = 2048
+MAX_WORKERS = 256     # loader processes or check threads; more only exhausts the machine
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: ``low``/``high`` included unless ``open_low``/``open_high``;
+    ``None`` leaves that end free.  Every float must also be finite (no nan, no inf)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value) -> bool:
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.open_high
+                                        else value <= self.high)
+        return low_ok and high_ok
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"above {self.low}" if self.open_low else f"at least {self.low}"
+        if self.low is None:
+            return f"below {self.high}" if self.open_high else f"at most {self.high}"
+        return (f"in {'(' if self.open_low else '['}{self.low}, {self.high}"
+                f"{')' if self.open_high else ']'}")
+
+
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+FRACTION = Range(0, 1, open_high=True)      # a share of something: 0 allowed, 1 not
+# the range of each numeric option, flag or YAML alike (nproc is the launcher's flag)
+RANGES = {"epochs": Range(1), "batch_size": Range(1), "img_size": Range(1, MAX_IMG_SIZE),
+          "workers": Range(0, MAX_WORKERS), "threads": Range(1), "nproc": Range(1),
+          "folds": Range(2), "fold": Range(0), "val_fraction": FRACTION,
+          "crop_pct": Range(0, 1, open_low=True), "drop_path": FRACTION,
+          "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "backbone_lr": NON_NEGATIVE,
+          "layer_decay": Range(0, 1, open_low=True), "freeze_epochs": NON_NEGATIVE,
+          "model_ema_decay": Range(0, 1, open_low=True, open_high=True),
+          "plateau_factor": Range(0, 1, open_low=True, open_high=True),
+          "plateau_patience": NON_NEGATIVE, "min_lr": NON_NEGATIVE,
+          "warmup_epochs": NON_NEGATIVE, "label_smoothing": FRACTION,
+          "grad_clip": NON_NEGATIVE, "cutmix": NON_NEGATIVE, "mixup": NON_NEGATIVE,
+          "mix_prob": Range(0, 1), "keep_top": NON_NEGATIVE, "mean": Range(), "std": POSITIVE,
+          "early_stop": NON_NEGATIVE, "min_delta": NON_NEGATIVE, "grad_accum": Range(1)}
+
+
+def brief(value) -> str:
+    """``repr(value)``, cut to a readable length for a one-line error."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
+    """Refuse a non-finite number, or one outside ``ranges[key]``, naming ``source``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, got {brief(value)}")
+    if key in ranges and not ranges[key].holds(value):
+        raise ConfigError(f"{source}: {key} must be {ranges[key]}, got {brief(value)}")
 
 
 def check_value(key: str, value, source: str) -> None:
-    """Refuse a value of the wrong type or below its minimum, naming where it came from."""
+    """Refuse a value of the wrong type or outside its range, naming where it came from."""
     annotation = {f.name: f.type for f in fields(TrainConfig)}[key]
     allowed = [TYPES[t.strip()] for t in str(annotation).split("|") if t.strip() in TYPES]
     if value is None:
@@ -127,16 +184,18 @@ def check_value(key: str, value, source: str) -> None:
         # per-channel statistics (mean/std): three numbers, one per RGB channel
         if len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                    for v in value):
+            for v in value:
+                check_number(key, v, source)
             return
-        raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {value!r}")
+        raise ConfigError(f"{source}: {key} must be three numbers (R, G, B), got {brief(value)}")
     elif isinstance(value, int) and (int in allowed or float in allowed) or \
             isinstance(value, float) and float in allowed or \
             isinstance(value, str) and str in allowed:
-        if key in MINIMUM and value < MINIMUM[key]:
-            raise ConfigError(f"{source}: {key} must be at least {MINIMUM[key]}, got {value!r}")
+        if not isinstance(value, str):
+            check_number(key, value, source)
         return
     names = " or ".join(t.__name__ for t in allowed) or str(annotation)
-    raise ConfigError(f"{source}: {key} must be {names}, got {value!r} "
+    raise ConfigError(f"{source}: {key} must be {names}, got {brief(value)} "
                       f"({type(value).__name__})")
 
 
@@ -178,19 +237,58 @@ def check_keys(values: dict, source: str) -> dict:
     return values
 
 
+MAX_YAML_BYTES = 1 << 20     # an options file is a few hundred bytes; this one is not one
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (``*name``): nested aliases expand a few hundred
+    bytes into gigabytes (a "billion laughs"), and no options file needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(file, label: str):
+    """The YAML document in ``file`` (a path or a packaged resource), refused in one line when
+    it is too large, not UTF-8 text, or not valid YAML; ``label`` names it."""
+    # a file's size is known before reading it; a packaged recipe is small
+    size = file.stat().st_size if isinstance(file, Path) else 0
+    data = file.read_bytes() if size <= MAX_YAML_BYTES else b""
+    if max(size, len(data)) > MAX_YAML_BYTES:
+        raise ConfigError(f"{label}: {max(size, len(data)):,} bytes is too large for a YAML "
+                          f"options file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not a UTF-8 text file (a YAML file was expected)") from None
+    return parse_document(text, label)
+
+
+def parse_document(text: str, label: str):
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)
+    except yaml.YAMLError as err:
+        said = " ".join(str(err).split())
+        raise ConfigError(f"{label}: not valid YAML ({said[:300]})") from None
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"config file not found: {path}")
-    return parse_yaml(path.read_text(), str(path))
+    return option_values(read_yaml(path, str(path)), str(path))
 
 
 def parse_yaml(text: str, label: str) -> dict:
     """Option values from YAML ``text``, each of its option's type; ``label`` names the file."""
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{label}: not valid YAML ({' '.join(str(err).split())})") from None
+    return option_values(parse_document(text, label), label)
+
+
+def option_values(data, label: str) -> dict:
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -213,7 +311,7 @@ def load_config_source(source: str | Path) -> dict:
         from .utils.console import console
 
         console.print(f"[yellow]note: {escape(note)}[/yellow]")
-    return parse_yaml(file.read_text(), str(file))
+    return option_values(read_yaml(file, str(file)), str(file))
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..train.topk import LEDGER, average_checkpoints, read_top
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     root = Path(args.run)
     if (root / LEDGER).is_file():
@@ -39,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     for run_dir in runs:
         path = average_checkpoints(run_dir, args.top, args.out)
         epochs = [e["epoch"] for e in read_top(run_dir)[:args.top]]
-        console.print(f"{path}: mean weights of epochs {epochs}")
+        console.print(f"{shown(path)}: mean weights of epochs {epochs}")
     return 0

@@ -25,14 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def print_blend(result, out) -> None:
     from rich.table import Table
 
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     table = Table(title=f"out-of-fold scores over {result.rows} rows (blend by {result.metric})",
                   show_edge=False)
     for column in ("member", "weight", "temperature", "acc", "f1_macro", "kappa", "sum"):
         table.add_column(column, justify="right")
     for run, w, t, cv in zip(result.runs, result.weights, result.temperatures, result.member_cv):
-        table.add_row(str(run), f"{w:.3f}", f"{t:.3f}",
+        table.add_row(shown(run), f"{w:.3f}", f"{t:.3f}",
                       *(f"{cv[k]:.4f}" for k in METRICS))
     table.add_row("equal weights", "", "", *(f"{result.equal_cv[k]:.4f}" for k in METRICS))
     table.add_row("blend", "1.000", "", *(f"{result.cv[k]:.4f}" for k in METRICS), style="bold")
@@ -42,7 +42,7 @@ def print_blend(result, out) -> None:
         console.print(f"held-back check ({result.metric}, search on one half, score on the "
                       f"other): searched {held['searched']:.4f} vs equal {held['equal']:.4f} -> "
                       f"{held['kept']} weights kept")
-    console.print(f"blend file: {out}")
+    console.print(f"blend file: {shown(out)}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,12 +58,12 @@ def print_report(report, max_lines: int = 50) -> None:
     """A table of findings (errors first, capped at ``max_lines``) and a one-line summary."""
     from rich.table import Table
 
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     if report.findings and not console.is_terminal:
         # a pipe or a log: one finding a line, never a wrapped table
         for f in report.findings[:max_lines]:
-            console.print(f.one_line(), markup=False, highlight=False, soft_wrap=True)
+            console.print(shown(f.one_line()), highlight=False, soft_wrap=True)
     elif report.findings:
         table = Table(show_header=True, header_style="bold", show_lines=False)
         table.add_column("severity", no_wrap=True)
@@ -73,8 +73,8 @@ def print_report(report, max_lines: int = 50) -> None:
         table.add_column("problem", overflow="fold", ratio=1)
         for f in report.findings[:max_lines]:
             where = f.csv.name if f.line is None else f"{f.csv.name}:{f.line}"
-            table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]", f.kind, where,
-                          "" if f.image is None else f.image, f.detail)
+            table.add_row(f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]", f.kind, shown(where),
+                          "" if f.image is None else shown(f.image), shown(f.detail))
         console.print(table)
         if len(report.findings) > max_lines:
             console.print(f"... and {len(report.findings) - max_lines} more findings "
@@ -89,6 +89,7 @@ def print_report(report, max_lines: int = 50) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.check import check_data
+    from ..data.check_images import MAX_READERS
     from ..data.table import data_files
     from ..errors import FastleafError
     from ..utils.console import console
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise FastleafError(f"--workers {args.workers}: needs at least 1 thread")
+    if args.workers is not None and args.workers > MAX_READERS:
+        console.print(f"[yellow]note: --workers {args.workers} is more threads than reading "
+                      f"files can use; reading with {MAX_READERS}[/yellow]", soft_wrap=True)
     extra = [args.classes] if args.classes else []
     if args.out:
         output_file(args.out, "--out", [*data_files(args.data), *extra])
@@ -113,16 +117,17 @@ def run(args: argparse.Namespace) -> int:
 def print_near_duplicates(args: argparse.Namespace, max_lines: int) -> None:
     """Near-duplicate pairs, conflicting labels first, and a one-line count per kind."""
     from ..data.dedup import KINDS, MAX_DISTANCE, find_near_duplicates
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     found = find_near_duplicates(args.data, MAX_DISTANCE if args.max_distance is None
                                  else args.max_distance, workers=args.workers)
     for pair in found.frame.head(max_lines).itertuples():
         style = "bold red" if pair.kind == "conflicting_labels" else "yellow"
         b_label = f" ({pair.b_label})" if pair.b_label else ""
-        console.print(f"[{style}]{pair.kind}[/]: {pair.b_csv} line {pair.b_line} "
-                      f"{pair.b_image}{b_label} = {pair.a_csv} line {pair.a_line} {pair.a_image} "
-                      f"({pair.a_label}); {pair.distance} bits apart", soft_wrap=True)
+        console.print(f"[{style}]{pair.kind}[/]: {shown(pair.b_csv)} line {pair.b_line} "
+                      f"{shown(pair.b_image)}{shown(b_label)} = {shown(pair.a_csv)} line "
+                      f"{pair.a_line} {shown(pair.a_image)} ({shown(pair.a_label)}); "
+                      f"{pair.distance} bits apart", soft_wrap=True)
     counts = ", ".join(f"{len(found.of_kind(k))} {k}" for k in KINDS)
     console.print(f"near-duplicates among {found.images} images (pHash, <= {found.max_distance} "
                   f"of 256 bits): {counts}", soft_wrap=True)

@@ -20,11 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def counts_table(title: str, items, column: str = "images"):
     from rich.table import Table
 
-    table = Table(title=title, show_edge=False)
+    from ..utils.console import shown
+
+    table = Table(title=shown(title), show_edge=False)
     table.add_column("name")
     table.add_column(column, justify="right")
     for name, count in items:
-        table.add_row(str(name), str(count))
+        table.add_row(shown(name), shown(count))
     return table
 
 
@@ -32,7 +34,7 @@ def print_data_summary(info: dict) -> None:
     """The summary as rich tables: overview, head and tail classes, sizes/modes, problems."""
     from rich.columns import Columns
 
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     per = info["per_class"]
     console.print(counts_table(f"data {info['data']}", [
@@ -47,11 +49,12 @@ def print_data_summary(info: dict) -> None:
                            counts_table("modes", info["modes"].items()),
                            counts_table("formats", info["formats"].items())]))
     for row in info["duplicate_rows"][:10]:
-        console.print(f"[yellow]listed twice:[/yellow] {row['image']} ({', '.join(row['rows'])})")
+        console.print(f"[yellow]listed twice:[/yellow] {shown(row['image'])} "
+                      f"({shown(', '.join(row['rows']))})")
     for group in info["duplicate_files"][:10]:
-        console.print(f"[yellow]identical files:[/yellow] {', '.join(group)}")
+        console.print(f"[yellow]identical files:[/yellow] {shown(', '.join(group))}")
     for bad in info["unreadable"][:10]:
-        console.print(f"[red]unreadable:[/red] {bad['where']}: {bad['error']}")
+        console.print(f"[red]unreadable:[/red] {shown(bad['where'])}: {shown(bad['error'])}")
     console.print(f"{len(info['duplicate_rows'])} image(s) listed more than once, "
                   f"{len(info['duplicate_files'])} group(s) of identical files, "
                   f"{len(info['unreadable'])} unreadable")

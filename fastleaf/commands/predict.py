@@ -29,28 +29,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.markup import escape
     from rich.table import Table
 
     from ..predict.photos import predict_photos
-    from ..utils.console import console
+    from ..utils.console import console, shown
     from .tta_predict import settings_from_args
 
     folder = Path(args.target).is_dir()
     result = predict_photos(args.target, args.checkpoint, top=args.top,
                             weights=args.member_weights, settings=settings_from_args(args),
                             out=args.out if folder else None)
+    if result.skipped:
+        console.print(f"[yellow]skipped {len(result.skipped)} unreadable file(s):[/yellow]")
+        for why in result.skipped:
+            console.print(f"  {shown(why)}", soft_wrap=True)
     if folder:
         console.print(f"{len(result.files)} photos in {result.output.seconds:.1f} s "
-                      f"({result.output.img_per_s:.1f} img/s): {escape(str(args.out))}")
+                      f"({result.output.img_per_s:.1f} img/s): {shown(args.out)}")
         return 0
     ensemble = f", {len(result.members)} checkpoints" if len(result.members) > 1 else ""
-    table = Table(title=escape(Path(args.target).name),
-                  caption=f"{result.members[0].run.model_name}, tta {args.tta}{ensemble}")
+    table = Table(title=shown(Path(args.target).name),
+                  caption=f"{shown(result.members[0].run.model_name)}, tta {args.tta}{ensemble}")
     table.add_column("#", justify="right")
     table.add_column("species")
     table.add_column("probability", justify="right")
     for rank, (species, prob) in enumerate(result.top[0], start=1):
-        table.add_row(str(rank), escape(species), f"{prob:.4f}")
+        table.add_row(str(rank), shown(species), f"{prob:.4f}")
     console.print(table)
     return 0

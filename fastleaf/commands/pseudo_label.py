@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.pseudo import pseudo_label
-    from ..utils.console import console
+    from ..utils.console import console, shown
     from .tta_predict import settings_from_args
 
     if args.member_weights:
@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     result = pseudo_label(args.data, args.out, checkpoints=args.checkpoint or [],
                           blend=args.blend, threshold=args.threshold,
                           settings=settings_from_args(args))
-    top = ", ".join(f"{name} {n}" for name, n in list(result.per_class.items())[:5])
+    top = ", ".join(f"{shown(name)} {n}" for name, n in list(result.per_class.items())[:5])
     console.print(f"{result.added} of {result.test_rows} test rows at confidence >= "
                   f"{args.threshold} added to {result.train_rows} training rows"
                   f"{f' (most: {top})' if top else ''}")
-    console.print(f"new data folder: {result.out_dir} (train with: fastleaf train --data "
-                  f"{result.out_dir})")
+    console.print(f"new data folder: {shown(result.out_dir)} (train with: fastleaf train "
+                  f"--data {shown(result.out_dir)})")
     return 0

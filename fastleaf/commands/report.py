@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.console import console
+    from ..utils.console import console, shown
     from ..viz.report import build_report
 
     if args.worst < 1 or args.pairs < 1:
@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
                            confusion_all=args.confusion_all, top_pairs=args.pairs,
                            worst=args.worst, device=args.device, workers=args.workers)
     for path in written.values():
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {shown(path)}", soft_wrap=True)
     return 0

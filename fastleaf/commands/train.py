@@ -214,8 +214,11 @@ def run(args: argparse.Namespace) -> int:
     from ..train.summary import print_summary
     from ..train.trainer import fit
 
+    from ..config import check_number
     from ..train.distributed import launched_by_torchrun
 
+    if args.nproc is not None:
+        check_number("nproc", args.nproc, "--nproc")
     cfg = config_from_args(args)
     if args.print_config:
         import yaml

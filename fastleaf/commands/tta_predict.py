@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..predict.runner import tta_predict
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     result = tta_predict(args.data, args.checkpoint or [], out=args.out,
                          weights=args.member_weights, settings=settings_from_args(args),
@@ -78,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{result.rows} test images x {out.views} view(s) x {out.members} "
                   f"checkpoint(s) in {out.seconds:.1f} s: {result.img_per_s:.1f} img/s")
     if result.probs_file:
-        console.print(f"probabilities: {result.probs_file}")
-    console.print(f"submission: {result.out}")
+        console.print(f"probabilities: {shown(result.probs_file)}")
+    console.print(f"submission: {shown(result.out)}")
     return 0

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.console import console
+    from ..utils.console import console, shown
 
     if args.viz == "filters":
         from ..viz.filters import write_filter_figures
@@ -42,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
         paths = write_feature_maps(args.checkpoint, args.image, args.out, args.layers,
                                    args.max_channels)
     for path in paths:
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {shown(path)}", soft_wrap=True)
     return 0

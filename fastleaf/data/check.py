@@ -35,7 +35,8 @@ import pandas as pd
 
 from ..utils.atomic import atomic_path
 from .check_images import ERROR, WARNING, FileInfo, inspect_files
-from .table import DataError, csv_line, image_path, load_classes, resolve_layout
+from .table import (DataError, csv_line, image_path, load_classes, resolve_layout,
+                    spaced_twins)
 from .table import read_frame as read_table_frame
 
 LABEL_STYLE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")   # acer_rubrum, crataegus_crus-galli
@@ -234,6 +235,13 @@ def label_findings(rows: list[Row], classes: list[str] | None, source: str) -> l
     out = [finding("empty_label", ERROR, r.csv, r.row, r.image, "empty label")
            for r in rows if not r.label.strip()]
     labelled = [r for r in rows if r.label.strip()]
+    line_of = {(r.csv, r.row): r for r in labelled}
+    for first, row in spaced_twins({(r.csv, r.row): r.label for r in labelled}):
+        r = line_of[row]
+        out.append(finding("spaced_label", ERROR, r.csv, r.row, r.image,
+                           f"label {r.label!r} and {line_of[first].label!r} (line "
+                           f"{csv_line(first[1])}) differ only in spaces around them; write "
+                           f"one name"))
     if classes is not None:
         known = set(classes)
         for r in labelled:

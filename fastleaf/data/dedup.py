@@ -24,10 +24,14 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .check_images import reader_threads
+from .imageio import ImageDecodeError, pillow_rgb, probe, read_bytes
 
 HASH_SIZE = 16            # 16 x 16 = 256 bits: no chance collisions among plain-background leaves
 MAX_DISTANCE = 16         # differing bits (of 256) still called the same picture
@@ -41,10 +45,15 @@ def phash(path: str | Path, hash_size: int = HASH_SIZE) -> np.ndarray | None:
 
     side = hash_size * 4
     try:
-        with Image.open(path) as img:
+        # the shared decoder's rules: a regular file, within the pixel limit
+        data = read_bytes(Path(path))
+        probe(data, Path(path))
+        with Image.open(BytesIO(data)) as img:
             img.draft("L", (side, side))      # JPEG: decode at a reduced scale, much faster
+            if img.mode not in ("L", "RGB"):  # 16-bit, CMYK, palette: as every decode sees it
+                img = Image.fromarray(pillow_rgb(img))
             small = img.convert("L").resize((side, side), Image.BILINEAR)
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (ImageDecodeError, OSError, ValueError, Image.DecompressionBombError):
         return None
     low = dctn(np.asarray(small, dtype=np.float64), norm="ortho")[:hash_size, :hash_size]
     return np.packbits((low > np.median(low)).ravel()).view(np.uint64).copy()
@@ -65,7 +74,8 @@ def image_hashes(paths, hash_size: int = HASH_SIZE,
                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(hashes (N, words) uint64, readable (N,) bool)``; unreadable files hash to zeros."""
     paths = [Path(p) for p in paths]
-    with ThreadPoolExecutor(workers) as pool:    # Pillow decodes without holding the GIL
+    # Pillow decodes without holding the GIL
+    with ThreadPoolExecutor(reader_threads(workers)) as pool:
         found = list(pool.map(lambda p: _cached_hash(p, hash_size), paths))
     words = hash_size * hash_size // 64
     hashes = np.zeros((len(paths), words), dtype=np.uint64)

@@ -9,7 +9,9 @@ Errors name the file.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -76,9 +78,34 @@ def probe(data: bytes, path: Path) -> Header:
     return header
 
 
+# what a path that is not a regular file is, for the message that refuses it
+NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISDIR, "a folder"),
+               (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``; a named pipe, device, folder or socket is
+    refused (``OSError``) before any read, which on a pipe or device could block forever.
+
+    The file is opened without blocking and checked through its descriptor, so a path swapped
+    between the check and the read is caught too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in NOT_REGULAR if test(mode)), "special")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
+
+
 def read_bytes(path: Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)
     except OSError as err:
         raise ImageDecodeError(f"{path}: cannot read image ({err.strerror or err})") from None
     if not data:
@@ -99,6 +126,18 @@ def decode_with_pillow(data: bytes, path: Path):
         raise ImageDecodeError(f"{path}: not a readable image ({err})") from None
 
 
+def pillow_rgb(img) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a Pillow image in any mode.
+
+    Deep greyscale (16-bit PNG: mode ``I;16``/``I``) keeps the top 8 bits of each sample, as
+    OpenCV reads it; Pillow's own conversion clips every value above 255 to white.
+    """
+    if img.mode.startswith("I;16") or img.mode == "I":
+        grey = (np.asarray(img).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(img.convert("RGB"))
+
+
 def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
     """``(3, H, W)`` uint8 RGB from a file's bytes, within the pixel limit."""
     probe(data, path)
@@ -108,8 +147,8 @@ def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
                                mode=ImageReadMode.RGB, apply_exif_orientation=True)
         except RuntimeError:
             pass  # CMYK, progressive oddities or a damaged tail: let Pillow try and report
-    rgb = decode_with_pillow(data, path).convert("RGB")
-    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+    rgb = pillow_rgb(decode_with_pillow(data, path))
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 
 def decode_rgb(path: Path) -> torch.Tensor:

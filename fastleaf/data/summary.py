@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from .imageio import ImageDecodeError, probe
+from .imageio import ImageDecodeError, probe, read_regular
 from .table import Samples, csv_line, load_table
 
 
@@ -42,7 +42,7 @@ def inspect_images(entries: list[tuple[str, object, str]]) -> dict:
     unreadable, by_hash = [], defaultdict(list)
     for image, path, where in entries:
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
             header = probe(data, path)      # the header, not the pixels; the pixel limit holds
         except (OSError, ImageDecodeError) as err:
             unreadable.append({"image": image, "where": where, "error": str(err)[:200]})

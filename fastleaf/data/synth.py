@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..config import MAX_IMG_SIZE
 from ..errors import OutputExistsError, UsageError
 
 # Real Leafsnap / Classify Leaves species, so the synthetic labels look like the real ones.
@@ -187,8 +189,11 @@ def make_synthetic(out_dir, *, num_classes: int = 10, train_per_class: int = 20,
     arguments give byte-identical files: image ``i`` draws from ``Generator([seed, 0, i])``."""
     if not 2 <= num_classes <= len(CLASS_NAMES):
         raise UsageError(f"num_classes must be 2..{len(CLASS_NAMES)}, got {num_classes}")
-    if train_per_class < 1 or test_per_class < 0 or size < 16 or seed < 0:
-        raise UsageError("need train_per_class >= 1, test_per_class >= 0, size >= 16, seed >= 0")
+    if train_per_class < 1 or test_per_class < 0 or seed < 0:
+        raise UsageError("need train_per_class >= 1, test_per_class >= 0, seed >= 0")
+    if not 16 <= size <= MAX_IMG_SIZE:
+        # the training input's bound: a larger image is drawn in memory at once
+        raise UsageError(f"--img-size must be 16..{MAX_IMG_SIZE}, got {size}")
     out = Path(out_dir)
     _check_target(out)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -123,17 +123,18 @@ def pointed_image_root(root: Path) -> Path:
 
     A derived data folder (``fastleaf pseudo-label``) holds only CSVs and this pointer; its
     image entries stay relative to the original folder and must stay inside it, exactly as
-    in the original.  A relative ``image_root`` is relative to ``root``.
+    in the original.  A relative ``image_root`` is relative to ``root``; it must lie inside
+    ``root`` or be a data folder itself (holding a train.csv).
     """
     pointer = root / POINTER
     if not pointer.is_file():
         return root
-    import yaml
+    from ..config import ConfigError, read_yaml
 
     try:
-        data = yaml.safe_load(pointer.read_text())
-    except yaml.YAMLError as err:
-        raise DataError(f"{pointer}: not readable YAML ({str(err).splitlines()[0]})") from None
+        data = read_yaml(pointer, str(pointer))
+    except ConfigError as err:
+        raise DataError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("image_root"), str):
         raise DataError(f"{pointer}: expected a line 'image_root: FOLDER' (the folder the "
                         f"CSV image paths are relative to)")
@@ -141,6 +142,13 @@ def pointed_image_root(root: Path) -> Path:
     target = target if target.is_absolute() else root / target
     if not target.is_dir():
         raise DataError(f"{pointer}: image_root {target} is not a folder")
+    # the symbolic-link rule for a pointer: images stay inside a data folder, this one or
+    # the one a derived folder came from (it holds its own train.csv); never `/` or a home
+    real, own = os.path.realpath(target), os.path.realpath(root)
+    inside = real == own or real.startswith(own.rstrip(os.sep) + os.sep)
+    if not inside and not (Path(real) / "train.csv").is_file():
+        raise DataError(f"{pointer}: image_root {target} is neither inside {root} nor a data "
+                        f"folder (one with a train.csv); images are only read from a data folder")
     return target
 
 
@@ -198,9 +206,27 @@ def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | Non
     return path
 
 
+def spaced_twins(labels) -> list[tuple[object, object]]:
+    """``(first row, row)`` of each label equal to an earlier one but for the spaces around
+    it ("acer " after "acer"), once per spelling: two classes to the model, one to the eye,
+    so the data check and training both refuse them.  ``labels``: row -> label."""
+    first_of: dict[str, tuple[str, object]] = {}
+    spellings, pairs = set(), []
+    for row, label in labels.items():
+        seen, first = first_of.setdefault(label.strip(), (label, row))
+        if seen != label and label not in spellings:
+            spellings.add(label)
+            pairs.append((first, row))
+    return pairs
+
+
 def encode_labels(labels: pd.Series, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Class names -> ids; with no class list, the sorted unique names define it."""
     if classes is None:
+        for first, row in spaced_twins(labels)[:1]:
+            raise DataError(f"lines {csv_line(first)} and {csv_line(row)}: labels "
+                            f"{labels[first]!r} and {labels[row]!r} differ only in spaces "
+                            f"around them; write one name")
         classes = sorted(labels.unique().tolist())
     index = {name: i for i, name in enumerate(classes)}
     unknown = labels[~labels.isin(index)]
@@ -234,6 +260,13 @@ def fold_indices(labels: np.ndarray, fold: int, folds: int, seed: int,
     """
     if folds < 2 or not 0 <= fold < folds:
         raise UsageError(f"need folds >= 2 and 0 <= fold < folds, got fold={fold}, folds={folds}")
+    smallest = int(np.unique(labels, return_counts=True)[1].min())
+    if folds > smallest:
+        # a class with fewer images than folds leaves some validation folds without it
+        fix = f"use --folds {smallest} or fewer" if smallest >= 2 else \
+            "k-fold needs two or more images in every class"
+        raise UsageError(f"--folds {folds} is more than the {smallest} image(s) of the "
+                         f"smallest class; {fix}")
     if groups is not None and len(np.unique(groups)) < len(groups):
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         train, val = list(splitter.split(np.zeros(len(labels)), labels, groups))[fold]

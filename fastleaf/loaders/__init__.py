@@ -91,6 +91,33 @@ def fitting_cache(cache: str, images: int, size: int, free: int, memory: str,
                     f"{memory} ({free / 2**30:.1f} GiB): {gain}")]
 
 
+def training_batch(batch_size: int, rows: int, size: int, device,
+                   free: int | None = None) -> tuple[int, str | None]:
+    """(the training batch, a note when it was lowered) for ``rows`` training images per process.
+
+    A batch above ``rows`` would only repeat the same images into one step, so it is lowered
+    to ``rows``; a batch whose images alone (uint8 and float32 copies) exceed the caches'
+    headroom of the free memory (``free``: measured on ``device`` when None) is refused
+    before anything is allocated.
+    """
+    from .cache_backend import available_gpu_bytes, available_ram_bytes, cache_bytes, fits
+
+    note = None
+    if batch_size > rows:
+        note = (f"--batch-size {batch_size} is more than the {rows} training images per "
+                f"process; training with batches of {rows}")
+        batch_size = rows
+    if free is None:
+        device = torch.device(device)
+        free = available_gpu_bytes(device) if device.type == "cuda" else available_ram_bytes()
+    need = cache_bytes(batch_size, size) * 5           # 1 byte (uint8) + 4 (float32) a value
+    if not fits(need, free):
+        raise UsageError(f"--batch-size {batch_size} at --img-size {size} needs "
+                         f"{need / 2**30:.1f} GiB for its images alone, more than the free "
+                         f"memory allows ({free / 2**30:.1f} GiB); use a smaller --batch-size")
+    return batch_size, note
+
+
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
                   backend: str = "torchvision") -> Loader:
     """Build a loader that yields normalised device batches for ``samples``.

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Draws
-from ..data.imageio import decode_with_pillow, probe, read_bytes, resize_uint8
+from ..data.imageio import decode_with_pillow, pillow_rgb, probe, read_bytes, resize_uint8
 
 LUMA = (0.2989, 0.587, 0.114)      # ITU-R 601-2, as torchvision's contrast uses it
 CROP_TRIES = 10                    # as torchvision's RandomResizedCrop
@@ -54,7 +54,7 @@ def decode_rgb_cv2(path: Path) -> np.ndarray:
     if image is not None and rgb_flag is None:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image is None:      # CMYK, odd formats, damaged files: Pillow reads or names the problem
-        image = np.asarray(decode_with_pillow(data, path).convert("RGB"))
+        image = pillow_rgb(decode_with_pillow(data, path))
     return image
 
 

@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 from ..data.augment import AugmentSpec
-from ..data.imageio import load_image
-from ..data.table import Samples
+from ..data.imageio import ImageDecodeError, load_image
+from ..data.table import Samples, csv_line
 from ..utils.console import console
 from .base import (Loader, LoaderOptions, augment_seed, epoch_order, normaliser_for, train_count,
                    to_device_batch)
@@ -99,7 +99,15 @@ class ImageDataset(Dataset):
             self.transform.set_random_seed(seed % 2**32)
 
     def __getitem__(self, i: int):
-        path = self.samples.paths[i]
+        try:
+            image = self.load(self.samples.paths[i])
+        except ImageDecodeError as err:
+            # carried as data: raised here, a worker's error reaches the user wrapped in the
+            # worker's traceback; the main process raises it (Unreadable.check)
+            return Unreadable(f"{err} [{row_name(self.samples, i)}]"), -1
+        return image, int(self.samples.labels[i])
+
+    def load(self, path) -> torch.Tensor:
         if self.hwc:
             from .cv_augment import decode_rgb_cv2, resize_hwc
 
@@ -111,7 +119,26 @@ class ImageDataset(Dataset):
             image = load_image(path, self.spec.size)
             if self.transform is not None:
                 image = self.transform(image)
-        return image, int(self.samples.labels[i])
+        return image
+
+
+class Unreadable:
+    """A row whose file could not be decoded, in place of its image (picklable)."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    @staticmethod
+    def check(images) -> None:
+        if isinstance(images, Unreadable):
+            raise ImageDecodeError(images.message)
+
+
+def row_name(samples: Samples, i: int) -> str:
+    """Where row ``i`` comes from: its CSV line, or the file alone for a folder of photos."""
+    if samples.csv.suffix.lower() == ".csv":
+        return f"{samples.csv.name} line {csv_line(samples.rows[i])}"
+    return samples.images[i]
 
 
 def init_worker(worker_id: int) -> None:
@@ -141,6 +168,9 @@ class EpochSampler(Sampler):
 
 
 def collate_uint8(batch):
+    bad = next((image for image, _ in batch if isinstance(image, Unreadable)), None)
+    if bad is not None:
+        return bad, None
     images = torch.stack([b[0] for b in batch])
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
     return images, labels
@@ -177,6 +207,7 @@ class TorchvisionLoader(Loader):
 
     def __iter__(self):
         for images, labels in self.loader:
+            Unreadable.check(images)
             if self.dataset.hwc:
                 images = images.permute(0, 3, 1, 2)   # (B, 3, S, S) view of NHWC memory
             yield to_device_batch(images, labels, self.normalise, self.options)

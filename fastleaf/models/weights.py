@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from ..errors import MissingFileError, UsageError
 
+from ..errors import MissingFileError, UsageError
+from ..train.checkpoint import why
 from .convert import convert_state, detect_layout
 
 STRIP_PREFIXES = ("module.", "_orig_mod.")
@@ -43,12 +44,16 @@ def read_weights(path: str | Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:    # SafetensorError, or a header that is not JSON
+            raise UsageError(f"{path}: not a readable .safetensors file ({why(err)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UsageError(f"{path}: not a weights-only state dict ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from None
+        # why(): PyTorch's reason without its advice to load with weights_only=False
+        raise UsageError(f"{path}: refused: not a weights-only state dict ({why(err)})") \
+            from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     tensors = obj.get("model") if isinstance(obj, dict) and isinstance(obj.get("model"), dict) \

@@ -204,10 +204,13 @@ def read_blend(path: str | Path) -> list[dict]:
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise DataError(f"{path}: not a fastleaf blend file ({type(err).__name__}: {err})") \
             from None
-    if not members or any(m["weight"] < 0 or m["temperature"] <= 0 for m in members) \
+    # NaN passes every comparison below, and the file may have been edited by hand
+    finite = all(np.isfinite([m["weight"], m["temperature"]]).all() for m in members)
+    if not members or not finite or any(m["weight"] < 0 or m["temperature"] <= 0
+                                        for m in members) \
             or sum(m["weight"] for m in members) <= 0:
-        raise DataError(f"{path}: needs members with weights >= 0 (positive sum) and "
-                        f"temperatures > 0")
+        raise DataError(f"{path}: needs members with finite weights >= 0 (positive sum) and "
+                        f"finite temperatures > 0")
     return members
 
 

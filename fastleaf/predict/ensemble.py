@@ -9,6 +9,7 @@ with) through the loader seam (eval preset), so DALI or cache backends are used 
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ def parse_weights(text: str | Sequence[float] | None, count: int) -> list[float]
             from None
     if len(values) != count:
         raise UsageError(f"--member-weights has {len(values)} value(s) for {count} checkpoint(s)")
+    # nan passes both comparisons below and would turn every probability into nan
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--member-weights must be finite numbers, got {text!r}")
     if any(v < 0 for v in values) or sum(values) <= 0:
         raise UsageError(f"--member-weights must be >= 0 with a positive sum, got {text!r}")
     return values

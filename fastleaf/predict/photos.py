@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..data.imageio import ImageDecodeError, probe, read_bytes
 from ..data.table import UNLABELLED, DataError, Samples
 from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
@@ -38,6 +39,7 @@ class PhotoPrediction:
     probs: torch.Tensor             # (N, classes), each row sums to 1
     output: EnsembleOutput
     top_k: int = 5
+    skipped: list[str] = field(default_factory=list)    # why each left-out file was unreadable
 
     @property
     def top(self) -> list[list[tuple[str, float]]]:
@@ -78,6 +80,23 @@ def find_photos(target: str | Path) -> list[Path]:
     return photos
 
 
+def readable_photos(files: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """(the files whose header reads, within the pixel limit; why each other one is left out).
+
+    A folder of photos is often a camera dump: a text file or an empty file among them is
+    reported and skipped here, so that it does not stop the whole folder.
+    """
+    good, skipped = [], []
+    for file in files:
+        try:
+            probe(read_bytes(file), file)
+        except ImageDecodeError as err:
+            skipped.append(str(err))
+        else:
+            good.append(file)
+    return good, skipped
+
+
 def photo_samples(files: Sequence[Path], source: Path) -> Samples:
     """Unlabelled samples in ``files`` order; errors name ``source`` and the file."""
     n = len(files)
@@ -103,11 +122,16 @@ def predict_photos(target: str | Path, checkpoints: Sequence[str | Path], *, top
         raise UsageError(f"--top must be at least 1, got {top}")
     settings = settings or PredictSettings()
     members = load_members(checkpoints, weights)
-    files = find_photos(target)
+    files, skipped = find_photos(target), []
+    if Path(target).is_dir():
+        files, skipped = readable_photos(files)
+        if not files:
+            raise DataError(f"{target}: no readable photos ({'; '.join(skipped[:3])})")
     if out is not None:
         output_file(out, "--out", [*files, *(m.path for m in members)])
     output = ensemble_probs(members, photo_samples(files, Path(target)), settings)[settings.tta]
-    result = PhotoPrediction(files, members, members[0].classes, output.probs, output, top)
+    result = PhotoPrediction(files, members, members[0].classes, output.probs, output, top,
+                             skipped)
     if out is not None:
         result.write_csv(out, root=Path(target) if Path(target).is_dir() else None)
     return result

@@ -59,7 +59,13 @@ class SavedRun:
 
         model = create_model(self.model_name, len(self.classes),
                              finetune_all=self.config.finetune_all)
-        model.load_state_dict(self.state["model"])
+        try:
+            model.load_state_dict(self.state["model"])
+        except (RuntimeError, TypeError, AttributeError) as err:
+            first = " ".join(str(err).split())[:200]
+            raise CheckpointError(f"{self.path}: its weights do not fit a {self.model_name} "
+                                  f"with its {len(self.classes)} classes ({first}); the file is "
+                                  f"damaged or was edited") from None
         model = model.to(device).eval()
         if channels_last:
             # NHWC lets oneDNN / cuDNN pick their fast convolution kernels

@@ -6,6 +6,7 @@ These see only the loader contract ``(images, labels)`` on the device: no backen
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import FastleafError
 from ..utils.device import synchronize
 from .precision import Precision
 
@@ -29,6 +31,20 @@ class EpochStats:
     @property
     def img_per_s(self) -> float:
         return self.images / max(self.seconds, 1e-9)
+
+
+class DivergedError(FastleafError, ArithmeticError):
+    """The loss or the weights stopped being finite numbers: nothing is learnt from there on."""
+
+
+def check_finite(model: nn.Module, loss: float, epoch: int, hint: str) -> None:
+    """Refuse an epoch whose mean loss or weights hold nan or inf, before anything saves them
+    (their argmax still scores a finite accuracy, which could make them "best")."""
+    broken = not math.isfinite(loss) or not all(
+        bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+    if broken:
+        raise DivergedError(f"epoch {epoch}: the training loss ({loss:.4g}) or the weights are "
+                            f"not finite; the run diverged and this epoch is not saved. {hint}")
 
 
 def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor,

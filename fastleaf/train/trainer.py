@@ -23,7 +23,7 @@ from ..data.preflight import Preflight, apply_audit, preflight
 from ..data.table import Table, load_table, resolve_layout, save_classes
 from ..errors import FastleafError, UsageError
 from ..loaders import (LoaderOptions, Shard, auto_choices, create_auto_loader, create_loader,
-                       resolve_backend)
+                       resolve_backend, training_batch)
 from ..loaders.fallback import Choices
 from ..loaders.cpu_split import plan_split
 from ..models import create_model, load_weights
@@ -39,7 +39,7 @@ from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, broadcast_flag,
                           check_sync_bn, cleanup_distributed, gather_in_rank_order,
                           init_distributed, sync_buffers, wrap_ddp)
-from .loop import SYNC_EVERY, EpochStats, predict_logits, train_one_epoch
+from .loop import SYNC_EVERY, EpochStats, check_finite, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
@@ -193,6 +193,11 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
                          "(--val-fraction 0) has none")
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
         raise UsageError("the validation split is empty: raise --val-fraction or add data")
+    batch, note = training_batch(cfg.batch_size, -(-len(table.train) // info.world),
+                                 cfg.img_size, device)
+    if note and info.main:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    cfg = replace(cfg, batch_size=batch)       # the batch that runs is the one recorded
     resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,
@@ -266,8 +271,9 @@ def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -
             model(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:200]
+        advice = "larger" if cfg.img_size < 224 else "smaller"
         raise FastleafError(f"--img-size {cfg.img_size} does not fit model {cfg.model!r} "
-                            f"({first}); use a larger --img-size (224 is the data's)") from None
+                            f"({first}); use a {advice} --img-size (224 is the data's)") from None
     finally:
         model.train(was_training)
 
@@ -426,6 +432,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                         f"{run.run_dir / 'last.pt'} holds the end of epoch {epoch - 1} (epoch "
                         f"{epoch} will be redone). Resume with: fastleaf train --resume "
                         f"{run.run_dir}", stop.exit_code)
+                check_finite(run.model, stats.loss, epoch, f"{run.run_dir / 'last.pt'} holds "
+                             f"epoch {epoch - 1}; lower --lr (now {cfg.lr:g}) or set --grad-clip")
                 val_loss, metrics, val_rate = validate(run)
                 lr = run.schedule.lr
                 # with no validation, the plateau schedule watches the training loss

@@ -3,6 +3,7 @@ other long loop (prediction, evaluation, the data check, the cache decode, the b
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console as RichConsole, ConsoleDimensions
@@ -43,6 +44,18 @@ class Console(RichConsole):
 
 console = Console(highlight=False)
 T = TypeVar("T")
+# control characters but tab and newline: escape sequences that clear, move or retitle a terminal
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(value) -> str:
+    """``value`` as text to print: rich markup in it escaped (a class name
+    ``[link=file:///etc/passwd]`` stays text) and control characters written as ``\\x1b``
+    instead of acting on the terminal.  Every user string (names, paths, labels, messages)
+    goes through this before it is printed."""
+    from rich.markup import escape
+
+    return escape(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
 
 
 def make_progress(enabled: bool = True) -> Progress:

@@ -107,10 +107,13 @@ def scan(root: Path) -> Tree:
 
 
 def is_folder_layout(root: Path) -> bool:
-    """A folder without train.csv whose entries are folders (a class tree, or train/)."""
-    if (root / "train.csv").exists() or not root.is_dir():
+    """A folder with no train.csv or test.csv that holds ``train/`` or two class folders or
+    more.  A Kaggle folder that lost its train.csv (``images/`` alone) is not one: it is
+    reported as missing its CSV."""
+    if not root.is_dir() or (root / "train.csv").exists() or (root / "test.csv").exists():
         return False
-    return any((root / e).is_dir() for e in visible(os.listdir(root)))
+    folders = [e for e in visible(os.listdir(root)) if (root / e).is_dir()]
+    return "train" in folders or len(folders) >= 2
 
 
 def cache_dir(root: Path) -> Path:

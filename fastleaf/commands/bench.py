@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.console import console
 
     settings = settings_from_args(args)
+    from ..utils.paths import output_file
+
+    for flag, out in (("--json", args.json), ("--csv", args.csv)):
+        if out:
+            output_file(out, flag)
 
     def write(rows: list[dict], skipped: dict) -> None:
         # after every case: an interrupted or crashed bench keeps the rows it measured

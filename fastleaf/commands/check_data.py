@@ -97,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise FastleafError(f"--workers {args.workers}: needs at least 1 thread")
     extra = [args.classes] if args.classes else []
-    if args.out:
-        output_file(args.out, "--out", [*data_files(args.data), *extra])
+    inputs = [*data_files(args.data), *extra]
+    for flag, out in (("--out", args.out), ("--pairs-out", args.pairs_out)):
+        if out:
+            output_file(out, flag, inputs)
     classes = load_class_file(args.classes) if args.classes else None
     report = check_data(args.data, classes=classes, decode=not args.no_decode,
                         workers=args.workers, image_size=args.img_size)

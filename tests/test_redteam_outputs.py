@@ -1,0 +1,156 @@
+"""No command writes over a run's or a data folder's files, nor over one of its own inputs."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from fastleaf.cli import main
+from fastleaf.config import resolve_config
+from fastleaf.train import kfold
+from fastleaf.train.trainer import fit
+
+PREDICT = ["--device", "cpu", "--workers", "0", "--tta", "none"]
+
+
+def quick(data, out, **kw):
+    base = dict(data=str(data), out=str(out), model="cnn", img_size=112, epochs=1, batch_size=16,
+                augment="none", workers=0, progress=False, tensorboard=False, device="cpu",
+                val_fraction=0.25, amp=False)
+    return resolve_config(**{**base, **kw})
+
+
+def snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_line_error(capsys) -> str:
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    lines = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def made(tiny_data, tmp_path_factory):
+    """A two-epoch run keeping its top 2 epochs, and a 2-fold run."""
+    root = tmp_path_factory.mktemp("redteam")
+    fit(quick(tiny_data, root / "run", epochs=2, keep_top=2))
+    kfold.fit_folds(quick(tiny_data, root / "k2", folds=2, val_fraction=None))
+    return root
+
+
+@pytest.fixture
+def work(made, tiny_data, tmp_path):
+    """Copies of the runs and the data, so a test may try to destroy them."""
+    shutil.copytree(made, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(tiny_data, tmp_path / "data")
+    return tmp_path
+
+
+def test_f1_tta_predict_out_onto_a_checkpoint_is_refused(work, capsys):
+    run = work / "run"
+    before = snapshot(work)
+    for target in ("last.pt", "config.yaml", "metrics.csv", "top/epoch002.pt", "top.json"):
+        code = main(["tta-predict", "--data", str(work / "data"), "--checkpoint",
+                     str(run / "best.pt"), "--out", str(run / target), *PREDICT])
+        assert code == 2
+        assert "a file of the run folder" in one_line_error(capsys)
+    assert snapshot(work) == before
+
+
+def test_f1_check_data_and_predict_out_onto_run_files_are_refused(work, capsys):
+    run, data = work / "run", work / "data"
+    before = snapshot(work)
+    assert main(["check-data", "--data", str(data), "--out", str(run / "config.yaml")]) == 2
+    assert "a file of the run folder" in one_line_error(capsys)
+    assert main(["check-data", "--data", str(data), "--near-duplicates",
+                 "--pairs-out", str(run / "metrics.csv")]) == 2
+    assert "a file of the run folder" in one_line_error(capsys)
+    assert main(["predict", str(data / "images"), "--checkpoint", str(run),
+                 "--out", str(run / "metrics.csv"), *PREDICT]) == 2
+    assert "a file of the run folder" in one_line_error(capsys)
+    assert snapshot(work) == before
+
+
+def test_f1_a_new_file_in_a_run_folder_is_still_allowed(work, capsys):
+    run = work / "run"
+    assert main(["tta-predict", "--data", str(work / "data"), "--checkpoint", str(run),
+                 "--out", str(run / "submission.csv"), *PREDICT]) == 0
+    assert (run / "submission.csv").read_text().startswith("image,label")
+
+
+def test_f2_tta_predict_out_onto_a_blend_member_is_refused(work, capsys):
+    assert main(["blend", str(work / "k2"), "--out", str(work / "blend.json")]) == 0
+    capsys.readouterr()
+    before = snapshot(work)
+    # a copy of a member outside any run folder: only the blend says it is an input
+    member = work / "member.pt"
+    shutil.copy(work / "k2" / "fold0" / "best.pt", member)
+    for target in (work / "k2" / "fold0" / "best.pt", work / "blend.json"):
+        code = main(["tta-predict", "--data", str(work / "data"), "--blend",
+                     str(work / "blend.json"), "--out", str(target), *PREDICT])
+        assert code == 2
+        one_line_error(capsys)
+    assert snapshot(work) == {**before, member: member.read_bytes()}
+
+
+def test_f2_blend_members_are_known_before_the_output_check(work, tmp_path):
+    from fastleaf.predict.runner import blend_inputs
+
+    assert main(["blend", str(work / "k2"), "--out", str(work / "blend.json")]) == 0
+    inputs = {p.resolve() for p in blend_inputs(work / "blend.json")}
+    assert (work / "k2" / "fold0" / "best.pt").resolve() in inputs
+    assert (work / "k2" / "fold1" / "best.pt").resolve() in inputs
+
+
+def test_f3_blend_out_onto_a_members_oof_is_refused(work, capsys):
+    before = snapshot(work)
+    for name in ("oof.csv", "oof_probs.npy", "folds.csv"):
+        assert main(["blend", str(work / "k2"), "--out", str(work / "k2" / name)]) == 2
+        assert "writing it would destroy it" in one_line_error(capsys)
+    assert main(["blend", str(work / "k2"), "--out", str(work / "data" / "test.csv")]) == 2
+    assert "a file of the data folder" in one_line_error(capsys)
+    assert snapshot(work) == before
+
+
+def test_f4_average_checkpoints_out_onto_data_or_inputs_is_refused(work, capsys):
+    run, data = work / "run", work / "data"
+    before = snapshot(work)
+    for target in (data / "test.csv", run / "top" / "epoch001.pt", run / "best.pt",
+                   data / "images" / "0.jpg"):
+        assert main(["average-checkpoints", str(run), "--top", "2", "--out", str(target)]) == 2
+        one_line_error(capsys)
+    assert snapshot(work) == before
+    assert main(["average-checkpoints", str(run), "--top", "2"]) == 0
+    assert main(["average-checkpoints", str(run), "--top", "2"]) == 0     # its own file again
+    assert (run / "average-top2.pt").is_file()
+
+
+def test_f4_folder_outputs_never_replace_run_or_data_files(work, capsys):
+    run, data = work / "run", work / "data"
+    before = snapshot(work)
+    assert main(["pseudo-label", "--data", str(data), "--checkpoint", str(run),
+                 "--out", str(run), *PREDICT]) == 2     # would replace the run's classes.json
+    assert "a file of the run folder" in one_line_error(capsys)
+    assert main(["bench", "--models", "cnn", "--loaders", "synthetic", "--modes", "infer",
+                 "--json", str(run / "metrics.csv")]) == 2
+    assert "a file of the run folder" in one_line_error(capsys)
+    assert all(snapshot(work)[p] == b for p, b in before.items())
+
+
+def test_f4_viz_and_report_never_write_among_the_images_or_over_their_input(work, capsys):
+    run, data = work / "run", work / "data"
+    before = snapshot(work)
+    assert main(["viz", "filters", "--checkpoint", str(run), "--out", str(data / "images")]) == 2
+    assert "inside the data folder" in one_line_error(capsys)
+    assert main(["report", str(run), "--out", str(data), "--no-confusion"]) == 2
+    assert "inside the data folder" in one_line_error(capsys)
+    picture = work / "pics" / "input.png"
+    picture.parent.mkdir()
+    shutil.copy(data / "images" / "0.jpg", picture)
+    assert main(["viz", "feature-maps", "--checkpoint", str(run), "--image", str(picture),
+                 "--out", str(picture.parent)]) == 2
+    assert "this is an input" in one_line_error(capsys)
+    assert snapshot(work) == {**before, picture: picture.read_bytes()}

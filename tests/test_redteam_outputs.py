@@ -154,3 +154,50 @@ def test_f4_viz_and_report_never_write_among_the_images_or_over_their_input(work
                  "--out", str(picture.parent)]) == 2
     assert "this is an input" in one_line_error(capsys)
     assert snapshot(work) == {**before, picture: picture.read_bytes()}
+
+
+# ---------------------------------------------------------------- one training per run folder
+
+TRAIN = ["--model", "cnn", "--img-size", "112", "--batch-size", "16", "--workers", "0",
+         "--device", "cpu", "--no-progress", "--no-tensorboard", "--augment", "none",
+         "--epochs", "1", "--no-check-data", "--no-amp"]
+
+
+def test_f5_second_train_on_a_held_run_folder_is_refused_naming_the_holder(tiny_data, tmp_path,
+                                                                          capsys):
+    import os
+    import socket
+
+    from fastleaf.train.lock import hold_run_folder
+
+    out = tmp_path / "r"
+    with hold_run_folder(out):
+        before = snapshot(out)
+        for extra in ([], ["--overwrite"]):
+            assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN,
+                         *extra]) == 2
+            line = one_line_error(capsys)
+            assert f"pid {os.getpid()} on {socket.gethostname()}" in line and "started" in line
+        assert snapshot(out) == before
+    assert not out.exists()              # the holder made the folder and left it empty
+    assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN]) == 0
+    assert not (out / ".lock").exists()
+
+
+def test_f5_a_lock_left_by_a_killed_process_does_not_block(tiny_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    code = ("import os, signal, sys; from pathlib import Path; "
+            "from fastleaf.train.lock import hold_run_folder; "
+            "h = hold_run_folder(Path(sys.argv[1])); h.__enter__(); "
+            "Path(sys.argv[1], 'config.yaml').write_text('{}'); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    assert subprocess.run([sys.executable, "-c", code, str(out)], env=env).returncode != 0
+    assert (out / ".lock").exists()      # the file stays, its lock went with the process
+    assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN,
+                 "--overwrite"]) == 0

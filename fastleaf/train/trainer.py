@@ -32,6 +32,7 @@ from ..utils.paths import RUN_FILES, run_folder
 from .checkpoint import CheckpointError, save_checkpoint
 from .ema import create_ema
 from .freeze import BackboneFreeze
+from .lock import hold_run_folder
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, cleanup_distributed,
                           check_sync_bn, gather_in_rank_order, init_distributed, sync_buffers,
                           wrap_ddp)
@@ -160,14 +161,13 @@ class Run:
     best_row: dict = field(default_factory=dict)
 
 
-def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
+def setup(cfg: TrainConfig, info: DistInfo, device: torch.device,
+          run_dir: Path) -> tuple[Run, str, str]:
     check_sync_bn(cfg.sync_bn, info, device)
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    if info.main:      # the rank that writes; the others would see its files appear
-        run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite,
-                   data_root=resolve_layout(cfg.data).image_root)
+    if info.main:      # under the lock: a run that finished while this one waited is seen
+        check_run_folder(cfg, run_dir)
     checked = Preflight()
     if cfg.check_data:
         # every bad file is found here, before the first step, never deep inside an epoch
@@ -369,8 +369,22 @@ def with_speed_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
                    channels_last=channels_last if cfg.channels_last is None else cfg.channels_last)
 
 
+def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
+    run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite,
+               data_root=resolve_layout(cfg.data).image_root)
+
+
 def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
-    run, backend, why = setup(cfg, info, device)
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    if info.main:      # the rank that writes; the others would see its files appear
+        check_run_folder(cfg, run_dir)     # before the lock creates the folder
+    with hold_run_folder(run_dir, enabled=info.main):
+        return train_run(cfg, info, device, run_dir)
+
+
+def train_run(cfg: TrainConfig, info: DistInfo, device: torch.device,
+              run_dir: Path) -> RunResult:
+    run, backend, why = setup(cfg, info, device, run_dir)
     if info.main:
         console.print(f"[bold]fastleaf[/bold] {cfg.model} on {device}"
                       f"{f' x{info.world} processes' if info.enabled else ''} "

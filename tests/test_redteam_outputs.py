@@ -201,3 +201,47 @@ def test_f5_a_lock_left_by_a_killed_process_does_not_block(tiny_data, tmp_path):
     assert (out / ".lock").exists()      # the file stays, its lock went with the process
     assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN,
                  "--overwrite"]) == 0
+
+
+# ---------------------------------------------------------------- options that were ignored
+
+def test_f25_fold_without_folds_is_refused(tiny_data, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN,
+                 "--fold", "1"]) == 2
+    assert "--folds" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_f25_resume_with_another_out_is_refused(made, tmp_path, capsys):
+    run = shutil.copytree(made / "run", tmp_path / "run")
+    before = snapshot(run)
+    other = tmp_path / "other"
+    assert main(["train", "--resume", str(run), "--out", str(other), "--epochs", "3"]) == 2
+    line = one_line_error(capsys)
+    assert "--out" in line and "its own folder" in line
+    assert snapshot(run) == before and not other.exists()
+
+
+def test_f25_resume_with_fewer_epochs_than_trained_is_refused(made, tmp_path, capsys):
+    from fastleaf.train.checkpoint import load_checkpoint
+
+    run = shutil.copytree(made / "run", tmp_path / "run")      # trained 2 epochs
+    before = snapshot(run)
+    assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2
+    line = one_line_error(capsys)
+    assert "--epochs 1" in line and "already trained 2 epochs" in line
+    assert snapshot(run) == before
+    assert load_checkpoint(run / "last.pt")["config"]["epochs"] == 2
+
+
+def test_f25_out_dot_names_the_folder_in_scores(tiny_data, tmp_path, monkeypatch):
+    from fastleaf.train.records import read_rows
+
+    here = tmp_path / "parent" / "dotrun"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    assert main(["train", "--data", str(tiny_data), "--out", ".", *TRAIN]) == 0
+    rows = read_rows(tmp_path / "parent" / "scores.csv")
+    assert [r["run"] for r in rows] == ["dotrun"]
+    assert not (here / "scores.csv").exists()

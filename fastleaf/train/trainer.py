@@ -177,7 +177,7 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device,
                        group_near_duplicates=cfg.group_near_duplicates)
     if len(table.val) == 0 and (cfg.folds or cfg.val_fraction > 0):
         raise UsageError("the validation split is empty: raise --val-fraction or add data")
-    resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
+    resume = load_resume_state(run_dir, table.classes, cfg.epochs) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,
                                                            info.shard)
@@ -428,13 +428,14 @@ def train_run(cfg: TrainConfig, info: DistInfo, device: torch.device,
         if run.recorder is not None:
             run.recorder.close()
     if info.main:
-        append_score(run.run_dir.parent / "scores.csv",
+        # resolved: `--out .` names the current folder, whose parent keeps the scores
+        append_score(run.run_dir.resolve().parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
     return RunResult(run.run_dir, run.best_epoch, run.best_row, row, backend)
 
 
 def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> dict:
-    return {"run": run_dir.name, "model": cfg.model, "epochs": cfg.epochs,
+    return {"run": run_dir.resolve().name, "model": cfg.model, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "amp": cfg.amp,
             "channels_last": cfg.channels_last, "best_epoch": best_epoch,
             **{k: best.get(k, "") for k in ("acc", "f1_macro", "kappa", "sum", "img_per_s")},

@@ -245,3 +245,39 @@ def test_f25_out_dot_names_the_folder_in_scores(tiny_data, tmp_path, monkeypatch
     rows = read_rows(tmp_path / "parent" / "scores.csv")
     assert [r["run"] for r in rows] == ["dotrun"]
     assert not (here / "scores.csv").exists()
+
+
+# ---------------------------------------------------------------- the data a run was scored on
+
+def test_f22_evaluate_from_another_folder_scores_the_runs_own_data(tiny_data, tmp_path,
+                                                                   monkeypatch, capsys):
+    from fastleaf.train.checkpoint import load_checkpoint
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    shutil.copytree(tiny_data, home / "data")
+    monkeypatch.chdir(home)
+    assert main(["train", "--data", "data", "--out", str(tmp_path / "r"), *TRAIN]) == 0
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["config"]["data"] == str(home / "data")
+    # another data set of the same classes under the same relative name
+    other = shutil.copytree(tiny_data, elsewhere / "data")
+    lines = (other / "train.csv").read_text().splitlines()
+    (other / "train.csv").write_text("\n".join(lines[:1] + lines[1:][::-1]) + "\n")
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    args = ["evaluate", "--checkpoint", str(tmp_path / "r"), "--tta", "none", "--device", "cpu",
+            "--workers", "0"]
+    assert main(args) == 0
+    scored = capsys.readouterr().out
+    # the run's own validation rows: from its data, not from ./data
+    from fastleaf.predict.run_folder import open_run
+
+    own = open_run(tmp_path / "r").val_samples()
+    assert own.csv == home / "data" / "train.csv"
+    assert f"validation split ({len(own)} rows)" in scored
+    from fastleaf.train.records import read_rows
+
+    assert float(read_rows(tmp_path / "r" / "metrics.csv")[0]["acc"]) == pytest.approx(
+        float(scored.split("│")[2]), abs=1e-4)
+    assert main([*args, "--data", str(other)]) == 2
+    line = one_line_error(capsys)
+    assert "is not the train.csv" in line and str(other / "train.csv") in line

@@ -19,7 +19,7 @@ import torch.nn as nn
 from ..config import TrainConfig, save_config
 from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
-from ..data.table import Table, load_table, resolve_layout, save_classes
+from ..data.table import Table, data_fingerprint, load_table, resolve_layout, save_classes
 from ..errors import FastleafError, UsageError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..loaders.cpu_split import plan_split
@@ -112,7 +112,7 @@ def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None
     """``model``: the weights evaluation used (the EMA's when there is one)."""
     state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
              "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
-             "best_score": best_score}
+             "best_score": best_score, "data_fingerprint": data_fingerprint(cfg.data)}
     state.update(extra or {})
     return state
 
@@ -356,6 +356,9 @@ def fit(cfg: TrainConfig) -> RunResult:
             # before the data check: a missing weights package stops the run at once
             resolve_pretrained(cfg.model)
         cfg = resolve_data_config(cfg)
+        if cfg.data is not None:
+            # recorded absolute: evaluate and report find the same data from any folder
+            cfg = replace(cfg, data=os.path.abspath(cfg.data))
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()

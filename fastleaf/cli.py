@@ -6,6 +6,7 @@ Each module in ``fastleaf.commands`` has ``NAME``, ``HELP``, ``add_arguments(par
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -46,13 +47,32 @@ def main(argv: list[str] | None = None) -> int:
     except FastleafError as err:
         # only the user's input ends in one line; any other exception is a bug and keeps its
         # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
-        if os.environ.get("FASTLEAF_DEBUG"):
+        return user_error(err)
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
             raise
-        from rich.markup import escape
+        # a path the user typed (or a row named) that no file system can hold, wherever used
+        return user_error(FastleafError(f"{shorten(err.filename)}: a name in this path is "
+                                        f"longer than the file system allows (255 bytes)"))
 
-        # soft_wrap: the message stays whole for a pipe; escape: names in it are not markup
-        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", soft_wrap=True)
-        return 2
+
+def user_error(err: FastleafError) -> int:
+    if os.environ.get("FASTLEAF_DEBUG"):
+        raise err
+    from rich.markup import escape
+
+    from .utils.console import console
+
+    # soft_wrap: the message stays whole for a pipe; escape: names in it are not markup
+    console.print(f"[bold red]error:[/bold red] {escape(str(err))}", soft_wrap=True)
+    return 2
+
+
+def shorten(path, keep: int = 40) -> str:
+    """``path`` with each overlong name cut to its first ``keep`` characters."""
+    parts = str(path).split(os.sep)
+    return os.sep.join(p if len(p) <= keep else f"{p[:keep]}...({len(os.fsencode(p))} bytes)"
+                       for p in parts)
 
 
 if __name__ == "__main__":

@@ -281,3 +281,35 @@ def test_f22_evaluate_from_another_folder_scores_the_runs_own_data(tiny_data, tm
     assert main([*args, "--data", str(other)]) == 2
     line = one_line_error(capsys)
     assert "is not the train.csv" in line and str(other / "train.csv") in line
+
+
+# ---------------------------------------------------------------- names over 255 bytes
+
+LONG = "n" * 300
+
+
+def test_f13_a_test_csv_row_with_an_overlong_name_is_one_line(work, capsys):
+    data = work / "data"
+    with open(data / "test.csv", "a") as f:
+        f.write(f"images/{LONG}.jpg\n")
+    assert main(["tta-predict", "--data", str(data), "--checkpoint", str(work / "run"),
+                 "--out", str(work / "s.csv"), *PREDICT]) == 2
+    line = one_line_error(capsys)
+    assert "test.csv row" in line and "304 bytes" in line and len(line) < 300
+    assert main(["check-data", "--data", str(data), "--no-decode"]) == 1
+    assert "name_too_long" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["predict-path", "predict-out", "train-out", "report-out"])
+def test_f13_an_overlong_path_given_on_the_command_line_is_one_line(work, capsys, where):
+    run, data = work / "run", work / "data"
+    args = {"predict-path": ["predict", str(data / "images" / f"{LONG}.jpg"), "--checkpoint",
+                             str(run), *PREDICT],
+            "predict-out": ["predict", str(data / "images"), "--checkpoint", str(run),
+                            "--out", str(work / f"{LONG}.csv"), *PREDICT],
+            "train-out": ["train", "--data", str(data), "--out", str(work / LONG), *TRAIN],
+            "report-out": ["report", str(run), "--out", str(work / LONG / "r"),
+                           "--no-confusion"]}[where]
+    assert main(args) == 2
+    line = one_line_error(capsys)
+    assert "longer than the file system allows" in line and len(line) < 400

@@ -174,6 +174,13 @@ def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame
     return frame
 
 
+NAME_MAX = 255      # bytes in one file or folder name (ext4, xfs, btrfs, NTFS, APFS)
+
+
+class NameTooLong(DataError):
+    """A CSV image entry whose file or folder name no file system can hold."""
+
+
 def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | None = None) -> Path:
     """Join a CSV image entry to the data folder, refusing paths that escape it, also through
     a symbolic link (``images/x.jpg -> /elsewhere``): such a file is never opened.
@@ -181,6 +188,10 @@ def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | Non
     ``real_root`` is ``os.path.realpath(root)``, passed in by callers joining many rows.
     """
     rel = Path(image)
+    longest = max((len(os.fsencode(part)) for part in rel.parts), default=0)
+    if longest > NAME_MAX:
+        raise NameTooLong(f"{csv} row {csv_line(row)}: image path {image[:40]!r}... has a name of "
+                        f"{longest} bytes; file systems allow {NAME_MAX}")
     if rel.is_absolute() or ".." in rel.parts:
         raise DataError(f"{csv} row {csv_line(row)}: image path {image!r} escapes the data "
                         f"folder")

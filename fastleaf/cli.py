@@ -49,11 +49,22 @@ def main(argv: list[str] | None = None) -> int:
         # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
         return user_error(err)
     except OSError as err:
-        if err.errno != errno.ENAMETOOLONG:
-            raise
+        return user_error(machine_error(err))
+
+
+def machine_error(err: OSError) -> FastleafError:
+    """An OSError that is the user's path or the machine's disk, said in one line; any
+    other is re-raised with its traceback."""
+    from .utils.atomic import disk_error
+
+    if err.errno == errno.ENAMETOOLONG:
         # a path the user typed (or a row named) that no file system can hold, wherever used
-        return user_error(FastleafError(f"{shorten(err.filename)}: a name in this path is "
-                                        f"longer than the file system allows (255 bytes)"))
+        return FastleafError(f"{shorten(err.filename)}: a name in this path is longer than "
+                             f"the file system allows (255 bytes)")
+    said = disk_error(err, "a file")
+    if said is None:
+        raise err
+    return said
 
 
 def user_error(err: FastleafError) -> int:

@@ -313,3 +313,102 @@ def test_f13_an_overlong_path_given_on_the_command_line_is_one_line(work, capsys
     assert main(args) == 2
     line = one_line_error(capsys)
     assert "longer than the file system allows" in line and len(line) < 400
+
+
+# ---------------------------------------------------------------- full or read-only disks
+
+def disk_full(*_a, **_kw):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class FillsUp:
+    """A file that takes ``room`` bytes, then is full (as a real disk: the error comes from
+    inside ``torch.save``'s zip writer)."""
+
+    def __init__(self, path, mode="wb", room=2000):
+        self.f, self.room = open(path, mode), room
+
+    def write(self, data):
+        self.room -= len(data)
+        if self.room < 0:
+            disk_full()
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_f14_checkpoint_write_on_a_full_disk_is_one_line_and_leaves_no_half_started_run(
+        tiny_data, tmp_path, capsys, monkeypatch):
+    from fastleaf.train import checkpoint
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(checkpoint, "open", FillsUp, raising=False)
+    assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN]) == 2
+    line = one_line_error(capsys)
+    assert "no space left on device" in line and "last.pt" in line
+    assert not out.exists()                # no config.yaml without a last.pt
+    monkeypatch.undo()
+    assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN]) == 0
+
+
+def test_f14_a_full_disk_mid_run_keeps_the_run_resumable(made, tmp_path, capsys, monkeypatch):
+    from fastleaf.train import checkpoint
+
+    run = shutil.copytree(made / "run", tmp_path / "run")
+    last = (run / "last.pt").read_bytes()
+    monkeypatch.setattr(checkpoint, "open", FillsUp, raising=False)
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 2
+    assert "no space left on device" in one_line_error(capsys)
+    assert (run / "last.pt").read_bytes() == last
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
+
+
+@pytest.mark.parametrize("command", ["report", "synth", "demo", "pseudo-label"])
+def test_f14_a_read_only_output_folder_is_refused_before_the_work(work, capsys, monkeypatch,
+                                                                  command):
+    import os
+
+    from fastleaf.predict import ensemble
+
+    locked = work / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: not str(p).startswith(str(locked))
+                        and real_access(p, mode, **kw))     # root ignores chmod: say it is
+    monkeypatch.setattr(ensemble, "ensemble_probs", lambda *a, **kw: pytest.fail("predicted"))
+    out = str(locked / "out")
+    args = {"report": ["report", str(work / "run"), "--out", out, "--no-confusion"],
+            "synth": ["synth", "--out", out],
+            "demo": ["demo", "--out", out, "--epochs", "1", "--device", "cpu"],
+            "pseudo-label": ["pseudo-label", "--data", str(work / "data"), "--checkpoint",
+                             str(work / "run"), "--out", out, *PREDICT]}[command]
+    assert main(args) == 2
+    assert "read-only" in one_line_error(capsys)
+    assert not (locked / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["report", "synth"])
+def test_f14_a_full_disk_while_writing_is_one_line_naming_the_path(work, capsys, monkeypatch,
+                                                                   command):
+    import pathlib
+
+    out = work / "out"
+    if command == "report":
+        monkeypatch.setattr(pathlib.Path, "mkdir", disk_full)
+        args = ["report", str(work / "run"), "--out", str(out), "--no-confusion"]
+    else:
+        monkeypatch.setattr(pathlib.Path, "write_bytes", disk_full)
+        args = ["synth", "--out", str(out)]
+    assert main(args) == 2
+    line = one_line_error(capsys)
+    assert "no space left on device" in line and str(out) in line

@@ -5,7 +5,6 @@ A few minutes on a 2-core CPU; proves the install end to end without any downloa
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .flags import add_deprecated
 

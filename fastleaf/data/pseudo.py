@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from ..errors import OutputExistsError, UsageError
-from ..utils.atomic import atomic_path, write_text_atomic
+from ..utils.atomic import atomic_path, write_text_atomic, writing
 from ..utils.paths import output_file
 from .table import POINTER, PSEUDO, DataError, read_csv, resolve_layout
 
@@ -86,7 +86,8 @@ def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:
     """train.csv, a copy of test.csv and the ``data.yaml`` image-root pointer."""
     layout = resolve_layout(data_dir)
     out_dir = check_pseudo_folder(data_dir, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "test.csv") as tmp:
         shutil.copyfile(layout.test_csv, tmp)
     for extra in ("sample_submission.csv", "classes.json"):

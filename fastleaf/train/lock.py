@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import FastleafError
+from ..utils.atomic import writing
 
 LOCK = ".lock"
 
@@ -63,9 +64,10 @@ def hold_run_folder(run_dir: Path, enabled: bool = True):
         yield
         return
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    fd = _try_lock(path)
+    with writing(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = _try_lock(path)
     if fd is None:
         _remove_if_empty(run_dir, created)
         raise RunFolderBusy(f"--out {run_dir}: a training holds this run folder "

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,10 +15,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..config import TrainConfig, save_config
+from ..config import TrainConfig
 from ..data.mix import create_mixer
 from ..data.preflight import Preflight, preflight
-from ..data.table import Table, data_fingerprint, load_table, resolve_layout, save_classes
+from ..data.table import Table, load_table, resolve_layout
 from ..errors import FastleafError, UsageError
 from ..loaders import LoaderOptions, Shard, create_loader, resolve_backend
 from ..loaders.cpu_split import plan_split
@@ -28,7 +27,7 @@ from ..models.data_config import data_config_of, eval_spec, resolve_data_config,
 from ..models.pretrained import resolve_pretrained
 from ..utils.console import console, make_progress
 from ..utils.device import configure_device, resolve_device, seed_everything, usable_cores
-from ..utils.paths import RUN_FILES, run_folder
+from ..utils.paths import run_folder
 from .checkpoint import CheckpointError, save_checkpoint
 from .ema import create_ema
 from .freeze import BackboneFreeze
@@ -42,7 +41,8 @@ from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
 from .records import RunRecorder, append_score
-from .resume import load_resume_state, restore_rng, rng_state
+from .resume import load_resume_state, restore_rng
+from .run_files import checkpoint_state, start_folder, training_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
 
@@ -106,24 +106,6 @@ def build_loaders(cfg: TrainConfig, table: Table, device: torch.device, precisio
     # a final fit (--val-fraction 0) has no validation rows and no validation loader
     val = create_loader(table.val, eval_spec(data), options, backend) if len(table.val) else None
     return train, val, backend, why
-
-
-def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None) -> dict:
-    """``model``: the weights evaluation used (the EMA's when there is one)."""
-    state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
-             "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
-             "best_score": best_score, "data_fingerprint": data_fingerprint(cfg.data)}
-    state.update(extra or {})
-    return state
-
-
-def training_state(run: "Run") -> dict:
-    """What ``last.pt`` adds to a checkpoint so that ``--resume`` continues exactly."""
-    scaler = run.precision.scaler
-    ema = {"ema": run.ema.module.state_dict()} if run.ema is not None else {}
-    return {**ema, "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler else {}, "rng": rng_state(run.device),
-            "best_epoch": run.best_epoch, "best_row": dict(run.best_row)}
 
 
 def epoch_line(row: dict, epochs: int, best: bool) -> str:
@@ -204,31 +186,6 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device,
     if info.main:      # only now: a run that cannot start leaves its folder as it was
         start_folder(run, checked, resume)
     return run, backend, why
-
-
-def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
-    cfg, run_dir = run.cfg, run.run_dir
-    if cfg.overwrite and not resume:
-        clear_run(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    save_classes(run.table.classes, run_dir / "classes.json")
-    checked.write(run_dir)
-    run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
-                               purge_step=resume["epoch"] + 1 if resume else None)
-    if resume:
-        run.recorder.truncate(int(resume["epoch"]))   # rows after the checkpoint are redone
-    else:
-        # the state before epoch 1: a stop during the first epoch resumes from here
-        save_checkpoint(run_dir / "last.pt", checkpoint_state(
-            cfg, run.model, run.table.classes, 0, {}, run.best_score, training_state(run)))
-
-
-def clear_run(run_dir: Path) -> None:
-    """``--overwrite``: the old run's records go, so nothing of it mixes into the new one."""
-    for name in (*RUN_FILES, "bad_rows.csv", "classes.json"):
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:

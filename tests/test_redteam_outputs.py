@@ -184,6 +184,7 @@ def test_f5_second_train_on_a_held_run_folder_is_refused_naming_the_holder(tiny_
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_f5_a_lock_left_by_a_killed_process_does_not_block(tiny_data, tmp_path):
     import os
     import subprocess
@@ -235,6 +236,7 @@ def test_f25_resume_with_fewer_epochs_than_trained_is_refused(made, tmp_path, ca
     assert load_checkpoint(run / "last.pt")["config"]["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_f25_out_dot_names_the_folder_in_scores(tiny_data, tmp_path, monkeypatch):
     from fastleaf.train.records import read_rows
 
@@ -249,6 +251,7 @@ def test_f25_out_dot_names_the_folder_in_scores(tiny_data, tmp_path, monkeypatch
 
 # ---------------------------------------------------------------- the data a run was scored on
 
+@pytest.mark.slow
 def test_f22_evaluate_from_another_folder_scores_the_runs_own_data(tiny_data, tmp_path,
                                                                    monkeypatch, capsys):
     from fastleaf.train.checkpoint import load_checkpoint
@@ -360,6 +363,7 @@ def test_f14_checkpoint_write_on_a_full_disk_is_one_line_and_leaves_no_half_star
     assert main(["train", "--data", str(tiny_data), "--out", str(out), *TRAIN]) == 0
 
 
+@pytest.mark.slow
 def test_f14_a_full_disk_mid_run_keeps_the_run_resumable(made, tmp_path, capsys, monkeypatch):
     from fastleaf.train import checkpoint
 

@@ -81,17 +81,17 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.paths import output_file
+
+    for flag, out in (("--json", args.json), ("--csv", args.csv)):
+        if out:     # before torch is even imported: a bad output costs nothing
+            output_file(out, flag)
     from dataclasses import asdict
 
     from ..bench import print_rows, run_bench, write_csv, write_json
     from ..utils.console import console
 
     settings = settings_from_args(args)
-    from ..utils.paths import output_file
-
-    for flag, out in (("--json", args.json), ("--csv", args.csv)):
-        if out:
-            output_file(out, flag)
 
     def write(rows: list[dict], skipped: dict) -> None:
         # after every case: an interrupted or crashed bench keeps the rows it measured

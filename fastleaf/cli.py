@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
         return user_error(err)
     except OSError as err:
+        if os.environ.get("FASTLEAF_DEBUG"):
+            raise
         return user_error(machine_error(err))
 
 
@@ -61,6 +63,8 @@ def machine_error(err: OSError) -> FastleafError:
         # a path the user typed (or a row named) that no file system can hold, wherever used
         return FastleafError(f"{shorten(err.filename)}: a name in this path is longer than "
                              f"the file system allows (255 bytes)")
+    if err.errno in (errno.EACCES, errno.EPERM) and err.filename:   # a read or a write
+        return FastleafError(f"{err.filename}: permission denied")
     said = disk_error(err, "a file")
     if said is None:
         raise err

@@ -1,4 +1,6 @@
-"""No command writes over a run's or a data folder's files, nor over one of its own inputs."""
+"""Nothing lost, nothing silently wrong: no command writes over a run's or a data folder's
+files or its own inputs; one training per run folder; ignored options, the data a run saw,
+overlong names and full or read-only disks."""
 from __future__ import annotations
 
 import shutil

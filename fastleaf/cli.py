@@ -6,6 +6,7 @@ Each module in ``fastleaf.commands`` has ``NAME``, ``HELP``, ``add_arguments(par
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -46,14 +47,46 @@ def main(argv: list[str] | None = None) -> int:
     except FastleafError as err:
         # only the user's input ends in one line; any other exception is a bug and keeps its
         # traceback (FASTLEAF_DEBUG=1 shows one for user errors too)
+        return user_error(err)
+    except OSError as err:
         if os.environ.get("FASTLEAF_DEBUG"):
             raise
-        from .utils.console import shown
+        return user_error(machine_error(err))
 
-        # soft_wrap: the message stays whole for a pipe; shown: names in it are neither markup
-        # nor terminal escape codes
-        console.print(f"[bold red]error:[/bold red] {shown(err)}", soft_wrap=True)
-        return 2
+
+def machine_error(err: OSError) -> FastleafError:
+    """An OSError that is the user's path or the machine's disk, said in one line; any
+    other is re-raised with its traceback."""
+    from .utils.atomic import disk_error
+
+    if err.errno == errno.ENAMETOOLONG:
+        # a path the user typed (or a row named) that no file system can hold, wherever used
+        return FastleafError(f"{shorten(err.filename)}: a name in this path is longer than "
+                             f"the file system allows (255 bytes)")
+    if err.errno in (errno.EACCES, errno.EPERM) and err.filename:   # a read or a write
+        return FastleafError(f"{err.filename}: permission denied")
+    said = disk_error(err, "a file")
+    if said is None:
+        raise err
+    return said
+
+
+def user_error(err: FastleafError) -> int:
+    if os.environ.get("FASTLEAF_DEBUG"):
+        raise err
+    from .utils.console import console, shown
+
+    # soft_wrap: the message stays whole for a pipe; shown: names in it are neither markup
+    # nor terminal escape codes
+    console.print(f"[bold red]error:[/bold red] {shown(err)}", soft_wrap=True)
+    return 2
+
+
+def shorten(path, keep: int = 40) -> str:
+    """``path`` with each overlong name cut to its first ``keep`` characters."""
+    parts = str(path).split(os.sep)
+    return os.sep.join(p if len(p) <= keep else f"{p[:keep]}...({len(os.fsencode(p))} bytes)"
+                       for p in parts)
 
 
 if __name__ == "__main__":

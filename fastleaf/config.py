@@ -204,6 +204,9 @@ def make_config(values: dict, source: str) -> TrainConfig:
     for key, value in values.items():
         check_value(key, value, source)
     cfg = TrainConfig(**values)
+    if cfg.fold is not None and not cfg.folds:
+        raise ConfigError(f"{source}: fold {cfg.fold} needs folds (--folds K) to say how the "
+                          f"data is split")
     if cfg.fold is not None and cfg.folds and cfg.fold >= cfg.folds:
         raise ConfigError(f"{source}: fold {cfg.fold} does not exist with {cfg.folds} folds "
                           f"(0..{cfg.folds - 1})")

@@ -6,10 +6,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from fastleaf.config import resolve_config
+from fastleaf.data.augment import AugmentSpec
+from fastleaf.data.table import load_table
+from fastleaf.loaders import LoaderOptions
 from fastleaf.predict.run_folder import open_run
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
 from fastleaf.train.loop import evaluate
@@ -64,8 +68,8 @@ def train_on_two_processes(data, out, *args):
 def test_ddp_two_cpu_processes_match_single_process_eval(tiny_data, tmp_path, ema):
     out = tmp_path / "ddp"
     # with an EMA, best.pt holds the better of the two, scored with rank 0's norm statistics;
-    # fp32 as the single-process evaluation below (bf16 is the default on some CPUs)
-    rows = train_on_two_processes(tiny_data, out, "--epochs", "1", "--no-amp", *ema)
+    # the CPU's own default precision (bf16 on native-bf16 CPUs), which the check below reads
+    rows = train_on_two_processes(tiny_data, out, "--epochs", "1", *ema)
     assert [r["epoch"] for r in rows] == ["1"]
     # the same weights evaluated by one process over the whole validation split, prepared as
     # the run's own validation was: its precision (bf16 on CPUs with native bf16), layout and
@@ -162,16 +166,15 @@ def test_nothing_to_resume_is_a_clear_error(tmp_path):
         resume_config(tmp_path)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stop_in_epoch, ema", [(1, False), (2, False), (2, True)])
-def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path,
-                                                                  monkeypatch, stop_in_epoch, ema):
+def interrupt_then_resume(data, tmp_path, monkeypatch, stop_in_epoch, **options):
+    """An uninterrupted 2-epoch run and one stopped by SIGINT in ``stop_in_epoch`` and
+    resumed: their final ``last.pt`` states."""
     from fastleaf.train import trainer
     from fastleaf.train.signals import TrainingInterrupted
 
-    base = dict(data=str(tiny_data), model="cnn", img_size=112, batch_size=16, epochs=2,
-                workers=0, progress=False, tensorboard=False, check_data=False, device="cpu",
-                augment="light", seed=3, model_ema=ema)
+    base = {**dict(data=str(data), model="cnn", img_size=112, batch_size=16, epochs=2,
+                   workers=0, progress=False, tensorboard=False, check_data=False,
+                   device="cpu", augment="light", seed=3), **options}
     fit(resolve_config(out=str(tmp_path / "whole"), **base))
     whole = load_checkpoint(tmp_path / "whole" / "last.pt")
 
@@ -199,17 +202,58 @@ def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp
     assert load_checkpoint(run / "last.pt")["epoch"] == stop_in_epoch - 1
     monkeypatch.setattr(trainer, "train_one_epoch", real)
     fit(resolve_config(out=str(run), resume=str(run), **base))
-    resumed = load_checkpoint(run / "last.pt")
-    assert resumed["epoch"] == 2
+    assert [r["epoch"] for r in metric_rows(run)] == ["1", "2"]
+    return whole, load_checkpoint(run / "last.pt")
+
+
+def assert_same_weights(whole, resumed):
+    assert resumed["epoch"] == whole["epoch"] == 2
     for key, value in whole["model"].items():
         assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
-    assert [r["epoch"] for r in metric_rows(run)] == ["1", "2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_in_epoch, ema", [(1, False), (2, False), (2, True)])
+def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path,
+                                                                  monkeypatch, stop_in_epoch, ema):
+    whole, resumed = interrupt_then_resume(tiny_data, tmp_path, monkeypatch, stop_in_epoch,
+                                           model_ema=ema)
+    assert_same_weights(whole, resumed)
     if ema:      # the average goes on from where it was, and both are scored as before
         for key, value in whole["ema_model"].items():
             assert torch.allclose(resumed["ema_model"][key].float(), value.float(), atol=1e-6)
-        again = metric_rows(run)[-1]
+        again = metric_rows(tmp_path / "cut")[-1]
         for key in ("raw_acc", "ema_acc", "ema"):
             assert again[key] == metric_rows(tmp_path / "whole")[-1][key], key
+
+
+@pytest.mark.slow
+def test_f8_resume_is_exact_with_torchvision_loader_workers(tiny_data, tmp_path, monkeypatch):
+    # worker processes draw the augmentations: a resumed run's fresh workers must draw
+    # epoch 2's views, not epoch 1's again
+    assert_same_weights(*interrupt_then_resume(tiny_data, tmp_path, monkeypatch, 2,
+                                               loader="torchvision", workers=2, amp=False))
+
+
+@pytest.mark.parametrize("pipeline", ["albumentations", "torchvision"])
+def test_f8_worker_views_of_an_epoch_do_not_depend_on_the_epochs_before(tiny_data, pipeline):
+    from fastleaf.loaders.torchvision_backend import TorchvisionLoader
+
+    table = load_table(str(tiny_data), val_fraction=0.25, seed=0)
+    rows = table.train.subset(np.arange(12))
+    spec = AugmentSpec.train_preset(64)
+    options = LoaderOptions(batch_size=3, workers=2, seed=1)
+
+    def views(loader, epoch):
+        loader.set_epoch(epoch)
+        return torch.cat([images for images, _ in loader])
+
+    continued = TorchvisionLoader(rows, spec, options, pipeline=pipeline)
+    views(continued, 1)
+    second = views(continued, 2)
+    resumed = TorchvisionLoader(rows, spec, options, pipeline=pipeline)   # fresh workers
+    assert torch.equal(views(resumed, 2), second)
+    assert not torch.equal(views(resumed, 3), second)
 
 
 def children(pid):

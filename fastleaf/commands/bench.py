@@ -106,6 +106,11 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.paths import output_file
+
+    for flag, out in (("--json", args.json), ("--csv", args.csv)):
+        if out:     # before torch is even imported: a bad output costs nothing
+            output_file(out, flag)
     from dataclasses import asdict
 
     from ..bench import print_rows, print_summary, run_bench, write_csv, write_json

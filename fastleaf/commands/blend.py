@@ -46,8 +46,14 @@ def print_blend(result, out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict.blend import blend_runs, write_blend
+    from pathlib import Path
 
+    from ..predict.blend import blend_runs, write_blend
+    from ..train.oof import OOF_CSV, OOF_PROBS
+    from ..utils.paths import output_file
+
+    output_file(args.out, "--out", [Path(r) / name for r in args.runs
+                                    for name in (OOF_CSV, OOF_PROBS)])
     result = blend_runs(args.runs, metric=args.metric, temperature=args.temperature)
     print_blend(result, write_blend(args.out, result))
     return 0

@@ -101,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]note: --workers {args.workers} is more threads than reading "
                       f"files can use; reading with {MAX_READERS}[/yellow]", soft_wrap=True)
     extra = [args.classes] if args.classes else []
-    if args.out:
-        output_file(args.out, "--out", [*data_files(args.data), *extra])
+    inputs = [*data_files(args.data), *extra]
+    for flag, out in (("--out", args.out), ("--pairs-out", args.pairs_out)):
+        if out:
+            output_file(out, flag, inputs)
     classes = load_class_file(args.classes) if args.classes else None
     report = check_data(args.data, classes=classes, decode=not args.no_decode,
                         workers=args.workers, image_size=args.img_size)

@@ -5,7 +5,6 @@ A few minutes on a 2-core CPU; proves the install end to end without any downloa
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .flags import add_deprecated
 
@@ -28,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train.summary import print_summary
     from ..train.trainer import fit
     from ..utils.console import console
+    from ..utils.paths import output_folder
 
-    root = Path(args.out)
+    root = output_folder(args.out, "--out")
     data = make_synthetic(root / "data", num_classes=args.classes, train_per_class=30,
                           test_per_class=4, size=224, seed=0)
     console.print(f"synthetic data set ({args.classes} classes): {data}")

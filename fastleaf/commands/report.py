@@ -24,10 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..utils.console import console, shown
+    from ..utils.paths import output_folder
     from ..viz.report import build_report
 
     if args.worst < 1 or args.pairs < 1:
         raise UsageError("--worst and --pairs must be at least 1")
+    output_folder(args.out, "--out")
     written = build_report(args.runs, args.out, confusion=args.confusion,
                            confusion_all=args.confusion_all, top_pairs=args.pairs,
                            worst=args.worst, device=args.device, workers=args.workers)

@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.synth import make_synthetic
     from ..utils.console import console
+    from ..utils.paths import output_folder
 
+    output_folder(args.out, "--out", data_ok=True)      # a previous synth output is replaced
     out = make_synthetic(args.out, num_classes=args.classes, train_per_class=args.train_per_class,
                          test_per_class=args.test_per_class, size=args.img_size, seed=args.seed)
     console.print(f"wrote {args.classes * args.train_per_class} train and "

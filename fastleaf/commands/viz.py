@@ -28,8 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.console import console, shown
+    from pathlib import Path
 
+    from ..utils.console import console, shown
+    from ..utils.paths import output_file, output_folder
+
+    output_folder(args.out, "--out")
+    if args.viz == "feature-maps":     # the input image may sit in the output folder
+        output_file(Path(args.out) / "input.png", "--out", [args.image])
     if args.viz == "filters":
         from ..viz.filters import write_filter_figures
 

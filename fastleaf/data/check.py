@@ -35,8 +35,8 @@ import pandas as pd
 
 from ..utils.atomic import atomic_path
 from .check_images import ERROR, WARNING, FileInfo, inspect_files
-from .table import (DataError, csv_line, image_path, load_classes, resolve_layout,
-                    spaced_twins)
+from .table import (DataError, NameTooLong, csv_line, image_path, load_classes,
+                    resolve_layout, spaced_twins)
 from .table import read_frame as read_table_frame
 
 LABEL_STYLE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")   # acer_rubrum, crataegus_crus-galli
@@ -159,6 +159,9 @@ def frame_rows(frame: pd.DataFrame, csv: Path, root: Path,
         else:
             try:
                 path = image_path(root, image, csv, i, real_root)
+            except NameTooLong as err:
+                findings.append(finding("name_too_long", ERROR, csv, i, image[:60] + "...",
+                                        str(err).split(": ", 1)[1]))
             except DataError as err:
                 how = "through a symbolic link" if "symbolic" in str(err) else \
                     "absolute or '..'"

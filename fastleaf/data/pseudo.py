@@ -27,7 +27,8 @@ import pandas as pd
 import yaml
 
 from ..errors import OutputExistsError, UsageError
-from ..utils.atomic import atomic_path, write_text_atomic
+from ..utils.atomic import atomic_path, write_text_atomic, writing
+from ..utils.paths import output_file
 from .table import POINTER, PSEUDO, DataError, read_csv, resolve_layout
 
 
@@ -64,15 +65,29 @@ def pseudo_frame(train: pd.DataFrame, test_images, probs: np.ndarray, classes,
     return pd.concat([train, added], ignore_index=True), len(take)
 
 
-def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:
-    """train.csv, a copy of test.csv and the ``data.yaml`` image-root pointer."""
-    layout = resolve_layout(data_dir)
+WRITTEN = ("train.csv", "test.csv", "sample_submission.csv", "classes.json", POINTER)
+
+
+def check_pseudo_folder(data_dir, out_dir) -> Path:
+    """Before any prediction: the new folder must be new, writable, and replace nothing."""
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(data_dir or ".").resolve():
         raise UsageError(f"--out {out_dir} is the data folder itself; choose a new folder")
     if (out_dir / "train.csv").exists():
         raise OutputExistsError(f"{out_dir / 'train.csv'} exists; choose a new --out folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"--out {out_dir}: is a file, not a folder")
+    for name in WRITTEN:
+        output_file(out_dir / name, "--out")
+    return out_dir
+
+
+def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:
+    """train.csv, a copy of test.csv and the ``data.yaml`` image-root pointer."""
+    layout = resolve_layout(data_dir)
+    out_dir = check_pseudo_folder(data_dir, out_dir)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "test.csv") as tmp:
         shutil.copyfile(layout.test_csv, tmp)
     for extra in ("sample_submission.csv", "classes.json"):
@@ -108,6 +123,7 @@ def pseudo_label(data_dir, out_dir, *, checkpoints=(), blend=None, threshold: fl
     layout = resolve_layout(data_dir)
     train = read_csv(layout.train_csv, ("image", "label"))
     samples = read_test_samples(data_dir)
+    check_pseudo_folder(data_dir, out_dir)
     if blend is not None:
         from ..predict.blend import blend_ensemble
 

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 
 from ..config import MAX_IMG_SIZE
 from ..errors import OutputExistsError, UsageError
+from ..utils.atomic import writing
 
 # Real Leafsnap / Classify Leaves species, so the synthetic labels look like the real ones.
 _SPECIES = {
@@ -196,6 +197,13 @@ def make_synthetic(out_dir, *, num_classes: int = 10, train_per_class: int = 20,
         raise UsageError(f"--img-size must be 16..{MAX_IMG_SIZE}, got {size}")
     out = Path(out_dir)
     _check_target(out)
+    with writing(out):
+        _write_synthetic(out, num_classes, train_per_class, test_per_class, size, seed, quality)
+    return out
+
+
+def _write_synthetic(out: Path, num_classes: int, train_per_class: int, test_per_class: int,
+                     size: int, seed: int, quality: int) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
     # README first: an interrupted run still carries the marker and may be overwritten.
     (out / "README.md").write_text(
@@ -228,4 +236,3 @@ def make_synthetic(out_dir, *, num_classes: int = 10, train_per_class: int = 20,
     write("test.csv", ["image"], ([f"images/{n + i}.jpg"] for i in range(len(test))))
     write("sample_submission.csv", ["image", "label"],
           ((f"images/{n + i}.jpg", names[0]) for i in range(len(test))))
-    return out

@@ -11,6 +11,7 @@ Two layouts are understood:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -187,6 +188,13 @@ def read_csv(path: Path, columns: tuple[str, ...], drop_rows=()) -> pd.DataFrame
     return frame
 
 
+NAME_MAX = 255      # bytes in one file or folder name (ext4, xfs, btrfs, NTFS, APFS)
+
+
+class NameTooLong(DataError):
+    """A CSV image entry whose file or folder name no file system can hold."""
+
+
 def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | None = None) -> Path:
     """Join a CSV image entry to the data folder, refusing paths that escape it, also through
     a symbolic link (``images/x.jpg -> /elsewhere``): such a file is never opened.
@@ -194,6 +202,10 @@ def image_path(root: Path, image: str, csv: Path, row: int, real_root: str | Non
     ``real_root`` is ``os.path.realpath(root)``, passed in by callers joining many rows.
     """
     rel = Path(image)
+    longest = max((len(os.fsencode(part)) for part in rel.parts), default=0)
+    if longest > NAME_MAX:
+        raise NameTooLong(f"{csv} row {csv_line(row)}: image path {image[:40]!r}... has a name of "
+                        f"{longest} bytes; file systems allow {NAME_MAX}")
     if rel.is_absolute() or ".." in rel.parts:
         raise DataError(f"{csv} row {csv_line(row)}: image path {image!r} escapes the data "
                         f"folder")
@@ -369,6 +381,43 @@ def data_files(data_dir) -> list[Path]:
             files += [layout.image_root / image.strip() for image in frame["image"]
                       if image.strip()]
     return files
+
+
+def data_fingerprint(data_dir) -> dict | None:
+    """What identifies the labelled rows a run learnt from and validated on: train.csv's
+    SHA-256 and its row count (recorded in every checkpoint, compared before re-splitting);
+    None when there is no readable train.csv."""
+    try:
+        csv = resolve_layout(data_dir).train_csv
+        stat = csv.stat()
+        return dict(_fingerprint(str(csv), stat.st_mtime_ns, stat.st_size))
+    except (OSError, FastleafError):
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(csv: str, _mtime_ns: int, _size: int) -> tuple:
+    # keyed by the file's time and size: every checkpoint of a run hashes it once
+    import hashlib
+
+    raw = Path(csv).read_bytes()
+    rows = len(read_csv(Path(csv), ("image", "label")))
+    return (("train_csv_sha256", hashlib.sha256(raw).hexdigest()), ("rows", rows))
+
+
+def check_fingerprint(recorded: dict | None, data_dir, what: str) -> None:
+    """Refuse a data folder whose train.csv is not the one ``what`` recorded: its split would
+    hold other images, and every score on it would be wrong."""
+    if not recorded:          # checkpoints written before fingerprints were kept
+        return
+    found = data_fingerprint(data_dir)
+    if found is None:           # no train.csv there: loading the table says so
+        return
+    if found["train_csv_sha256"] != recorded.get("train_csv_sha256"):
+        csv = resolve_layout(data_dir).train_csv
+        raise DataError(f"{csv} ({found['rows']} rows) is not the train.csv {what} was "
+                        f"trained on ({recorded.get('rows')} rows, another content); pass "
+                        f"--data with the run's own data folder, or score a labelled --csv")
 
 
 def save_classes(classes: list[str], path: Path) -> None:

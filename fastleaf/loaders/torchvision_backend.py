@@ -82,6 +82,7 @@ class ImageDataset(Dataset):
 
     def __init__(self, samples: Samples, spec: AugmentSpec, pipeline: str, seed: int = 0):
         self.samples, self.spec, self.pipeline = samples, spec, pipeline
+        self.seed, self.epoch = seed, None
         self.hwc = pipeline == "albumentations"
         if self.hwc:
             from .albu_views import build_views
@@ -98,7 +99,27 @@ class ImageDataset(Dataset):
         if self.hwc and self.transform is not None:
             self.transform.set_random_seed(seed % 2**32)
 
-    def __getitem__(self, i: int):
+    def enter_epoch(self, epoch: int) -> None:
+        """In a worker process: draw this epoch's views from (seed, epoch, worker) alone.
+
+        A persistent worker's stream would otherwise run on across epochs, and a resumed
+        run's fresh workers would draw epoch 1's views in the epoch they resume at.  (With no
+        workers the views come from the main process's generators, which last.pt restores.)
+        """
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if epoch == self.epoch or info is None:
+            return
+        self.epoch = epoch
+        seed = int(np.random.SeedSequence([self.seed, epoch, info.id]).generate_state(1)[0])
+        torch.manual_seed(seed)      # torchvision's transforms draw from torch's generator
+        self.reseed(seed)
+
+    def __getitem__(self, i):
+        if isinstance(i, tuple):      # (row, epoch) from the training sampler
+            i, epoch = i
+            self.enter_epoch(epoch)
         try:
             image = self.load(self.samples.paths[i])
         except ImageDecodeError as err:
@@ -164,7 +185,9 @@ class EpochSampler(Sampler):
         return train_count(self.n, self.options)
 
     def __iter__(self):
-        return iter(epoch_order(self.n, self.options, self.epoch, self.labels).tolist())
+        # the epoch travels with each row: persistent workers never see set_epoch
+        return iter([(i, self.epoch) for i in
+                     epoch_order(self.n, self.options, self.epoch, self.labels).tolist()])
 
 
 def collate_uint8(batch):

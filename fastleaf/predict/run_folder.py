@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig, load_yaml
-from ..data.table import Samples, Table, csv_row, load_table, resolve_layout
+from ..data.table import (Samples, Table, check_fingerprint, csv_row, load_table,
+                          resolve_layout)
 from ..errors import UsageError
 from ..loaders import (LoaderOptions, auto_choices, create_auto_loader, create_loader,
                        resolve_backend)
@@ -79,6 +80,8 @@ class SavedRun:
     def table(self, data_dir=None) -> Table:
         """The run's data table with its own split and class list (``data_dir`` replaces the
         data folder it recorded)."""
+        data = self.config.data if data_dir is None else data_dir
+        check_fingerprint(self.state.get("data_fingerprint"), data, str(self.path))
         return run_table(self.config, self.recorded, self.classes, self.path.parent, data_dir)
 
     def val_samples(self, data_dir=None) -> Samples:

@@ -51,6 +51,15 @@ def require_images(samples: Samples) -> None:
                             f"found: {path}")
 
 
+def blend_inputs(blend: str | Path) -> list[Path]:
+    """The blend file and every checkpoint its members hold: inputs, known before any output
+    is checked."""
+    from .blend import read_blend
+    from .ensemble import expand_checkpoint
+
+    return [Path(blend), *(p for m in read_blend(blend) for p in expand_checkpoint(m["run"]))]
+
+
 def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path = "submission.csv",
                 weights=None, settings: PredictSettings | None = None,
                 save_probs: str | Path | None = None,
@@ -81,7 +90,7 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
     members = load_members(checkpoints, weights) if blend is None else []
     # every output is checked before the first image is predicted: never an input, writable
     inputs = [*data_files(data_dir), *(m.path for m in members),
-              *([blend] if blend else [])]
+              *(blend_inputs(blend) if blend else [])]
     output_file(out, "--out", inputs)
     if save_probs:
         output_file(save_probs, "--save-probs", [*inputs, out])

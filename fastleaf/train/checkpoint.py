@@ -26,7 +26,13 @@ class CheckpointError(FastleafError, ValueError):
 def save_checkpoint(path: str | Path, state: dict) -> None:
     # through a Python file: a full disk surfaces as OSError(ENOSPC), which atomic_path words
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **state}, f)
+        try:
+            torch.save({"format": FORMAT, **state}, f)
+        except RuntimeError as err:
+            # torch's zip writer turns the file's OSError into "unexpected pos": raise the cause
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

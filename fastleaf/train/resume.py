@@ -1,6 +1,7 @@
 """Continue a run from ``last.pt``: model, optimizer, scheduler, grad scaler, epoch, best, RNG."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     # what the run used: an option its config.yaml does not record was at its default
     saved = TrainConfig.from_dict(values, str(run_dir / "config.yaml")).to_dict()
     given = {k: v for k, v in overrides.items() if v is not None and k in KEYS}
+    out = given.pop("out", None)
+    if out is not None and os.path.realpath(out) != os.path.realpath(run_dir):
+        raise CheckpointError(f"--out {out}: a resumed run stays in its own folder {run_dir}; "
+                              f"drop --out (copy the folder first to continue it elsewhere)")
     for key, value in given.items():
         check_value(key, value, f"--{key.replace('_', '-')}")
     fixed = {k: (saved[k], v) for k, v in given.items()
@@ -76,7 +81,8 @@ def restore_rng(state: dict, device: torch.device | None = None) -> None:
     torch.cuda.set_rng_state(cuda, device)
 
 
-def load_resume_state(run_dir: str | Path, classes: list[str]) -> dict:
+def load_resume_state(run_dir: str | Path, classes: list[str], epochs: int) -> dict:
+    """``last.pt`` checked against the data's classes and the epochs asked for."""
     state = load_checkpoint(Path(run_dir) / "last.pt")
     if list(state["classes"]) != list(classes):
         raise CheckpointError(f"{run_dir}/last.pt: its class list differs from the data's; "
@@ -84,6 +90,11 @@ def load_resume_state(run_dir: str | Path, classes: list[str]) -> dict:
     for key in ("optimizer", "scheduler", "epoch"):
         if key not in state:
             raise CheckpointError(f"{run_dir}/last.pt: no {key!r} entry, cannot resume")
+    if int(state["epoch"]) > epochs:
+        # the config would say `epochs` while the weights have trained longer
+        raise CheckpointError(f"--epochs {epochs}: {run_dir} has already trained "
+                              f"{int(state['epoch'])} epochs; resume with more epochs, or start "
+                              f"a new run with --out for a shorter one")
     return state
 
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -17,10 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..config import TrainConfig, save_config
+from ..config import TrainConfig
 from ..data.mix import create_mixer
 from ..data.preflight import Preflight, apply_audit, preflight
-from ..data.table import Table, load_table, resolve_layout, save_classes
+from ..data.table import Table, load_table, resolve_layout
 from ..errors import FastleafError, UsageError
 from ..loaders import (LoaderOptions, Shard, auto_choices, create_auto_loader, create_loader,
                        resolve_backend, training_batch)
@@ -31,25 +30,25 @@ from ..models.data_config import data_config_of, eval_spec, resolve_data_config,
 from ..models.pretrained import resolve_pretrained
 from ..utils.console import console, make_progress
 from ..utils.device import configure_device, resolve_device, seed_everything, usable_cores
-from ..utils.paths import RUN_FILES, run_folder
-from .checkpoint import CheckpointError, save_checkpoint
-from .ema import (EMA_COLUMNS, compared_fields, compared_text, create_ema, prefer_ema,
-                  resolve_decay)
+from ..utils.paths import run_folder
+from .checkpoint import save_checkpoint
+from .ema import compared_fields, compared_text, create_ema, prefer_ema, resolve_decay
 from .freeze import BackboneFreeze
 from .distributed import (AgreedStop, DistInfo, all_reduce_sum, broadcast_flag,
                           check_sync_bn, cleanup_distributed, gather_in_rank_order,
                           init_distributed, sync_buffers, wrap_ddp)
+from .lock import hold_run_folder
 from .loop import SYNC_EVERY, EpochStats, check_finite, predict_logits, train_one_epoch
 from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
-from .records import EPOCH_COLUMNS, RunRecorder, append_score
-from .resume import load_resume_state, restore, training_state
+from .records import RunRecorder, append_score
+from .resume import load_resume_state, restore
+from .run_files import checkpoint_state, start_folder, training_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
 from .early_stop import stop_reason
-from .tracking import create_tracker
 
 
 @dataclass
@@ -126,16 +125,6 @@ def loader_factory(ranked: list[tuple[str, str]] | None):
                                                                        choices)
 
 
-def checkpoint_state(cfg, model, classes, epoch, metrics, best_score, extra=None, *,
-                     ema: bool = False) -> dict:
-    """``model``: the weights saved; ``ema``: whether they are the weight average."""
-    state = {"model_name": cfg.model, "model": model.state_dict(), "classes": list(classes),
-             "config": cfg.to_dict(), "epoch": epoch, "metrics": dict(metrics),
-             "best_score": best_score, "ema": ema}
-    state.update(extra or {})
-    return state
-
-
 def epoch_line(row: dict, epochs: int, best: bool, metric: str) -> str:
     mark = " [green]*best[/green]" if best else ""
     return (f"epoch {row['epoch']:>3}/{epochs}  train_loss {row['train_loss']:.4f}  "
@@ -171,14 +160,13 @@ class Run:
     best_row: dict = field(default_factory=dict)
 
 
-def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, str, str]:
+def setup(cfg: TrainConfig, info: DistInfo, device: torch.device,
+          run_dir: Path) -> tuple[Run, str, str]:
     check_sync_bn(cfg.sync_bn, info, device)
     seed_everything(cfg.seed)
     check_metric(cfg.eval_metric)
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    if info.main:      # the rank that writes; the others would see its files appear
-        run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite,
-                   data_root=resolve_layout(cfg.data).image_root)
+    if info.main:      # under the lock: a run that finished while this one waited is seen
+        check_run_folder(cfg, run_dir)
     checked = Preflight()
     if cfg.check_data:
         # every bad file is found here, before the first step, never deep inside an epoch
@@ -198,7 +186,7 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     if note and info.main:
         console.print(f"[yellow]note: {note}[/yellow]")
     cfg = replace(cfg, batch_size=batch)       # the batch that runs is the one recorded
-    resume = load_resume_state(run_dir, table.classes) if cfg.resume else None
+    resume = load_resume_state(run_dir, table.classes, cfg.epochs) if cfg.resume else None
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
     train_loader, val_loader, backend, why = build_loaders(cfg, table, device, precision,
                                                            info.shard)
@@ -233,33 +221,6 @@ def setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[Run, 
     if info.main:      # only now: a run that cannot start leaves its folder as it was
         start_folder(run, checked, resume)
     return run, backend, why
-
-
-def start_folder(run: Run, checked: Preflight, resume: dict | None) -> None:
-    cfg, run_dir = run.cfg, run.run_dir
-    if cfg.overwrite and not resume:
-        clear_run(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    save_classes(run.table.classes, run_dir / "classes.json")
-    checked.write(run_dir)
-    run.recorder = RunRecorder(run_dir, tensorboard=cfg.tensorboard,
-                               columns=EPOCH_COLUMNS + (EMA_COLUMNS if cfg.model_ema else ()),
-                               purge_step=resume["epoch"] + 1 if resume else None,
-                               tracker=create_tracker(cfg, run_dir))
-    if resume:
-        run.recorder.truncate(int(resume["epoch"]))   # rows after the checkpoint are redone
-    else:
-        # the state before epoch 1: a stop during the first epoch resumes from here
-        save_checkpoint(run_dir / "last.pt", checkpoint_state(
-            cfg, run.model, run.table.classes, 0, {}, run.best_score, training_state(run)))
-
-
-def clear_run(run_dir: Path) -> None:
-    """``--overwrite``: the old run's records go, so nothing of it mixes into the new one."""
-    for name in (*RUN_FILES, "bad_rows.csv", "relabel.csv", "classes.json", "mlflow_run_id"):
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def check_input_size(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
@@ -386,6 +347,9 @@ def fit(cfg: TrainConfig) -> RunResult:
             # before the data check: a missing weights package stops the run at once
             resolve_pretrained(cfg.model)
         cfg = resolve_data_config(cfg)
+        if cfg.data is not None:
+            # recorded absolute: evaluate and report find the same data from any folder
+            cfg = replace(cfg, data=os.path.abspath(cfg.data))
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()
@@ -399,8 +363,22 @@ def with_speed_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
                    channels_last=channels_last if cfg.channels_last is None else cfg.channels_last)
 
 
+def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
+    run_folder(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite,
+               data_root=resolve_layout(cfg.data).image_root)
+
+
 def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
-    run, backend, why = setup(cfg, info, device)
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    if info.main:      # the rank that writes; the others would see its files appear
+        check_run_folder(cfg, run_dir)     # before the lock creates the folder
+    with hold_run_folder(run_dir, enabled=info.main):
+        return train_run(cfg, info, device, run_dir)
+
+
+def train_run(cfg: TrainConfig, info: DistInfo, device: torch.device,
+              run_dir: Path) -> RunResult:
+    run, backend, why = setup(cfg, info, device, run_dir)
     if info.main:
         console.print(f"[bold]fastleaf[/bold] {cfg.model} on {device}"
                       f"{f' x{info.world} processes' if info.enabled else ''} "
@@ -450,7 +428,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
         if run.recorder is not None:
             run.recorder.close(end_status(sys.exc_info()[1]))
     if info.main:
-        append_score(run.run_dir.parent / "scores.csv",
+        # resolved: `--out .` names the current folder, whose parent keeps the scores
+        append_score(run.run_dir.resolve().parent / "scores.csv",
                      score_row(cfg, run.run_dir, run.best_epoch, run.best_row))
     return RunResult(run.run_dir, run.best_epoch, run.best_row, row, run.train_loader.backend)
 
@@ -499,7 +478,7 @@ def end_status(err: BaseException | None) -> str:
 
 
 def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> dict:
-    return {"run": run_dir.name, "model": cfg.model, "epochs": cfg.epochs,
+    return {"run": run_dir.resolve().name, "model": cfg.model, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "amp": cfg.amp,
             "channels_last": cfg.channels_last, "best_epoch": best_epoch,
             **{k: best.get(k, "") for k in ("acc", "f1_macro", "kappa", "sum", "img_per_s")},

@@ -17,6 +17,26 @@ FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota excee
         errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
 
 
+def disk_error(err: OSError, path) -> FastleafError | None:
+    """A full or read-only disk met while writing ``path``, in one line; None for other
+    errors (those are not the machine's state)."""
+    if err.errno not in FULL:
+        return None
+    return FastleafError(f"cannot write {err.filename or path}: {FULL[err.errno]}")
+
+
+@contextmanager
+def writing(path: str | os.PathLike):
+    """Any write under ``path`` in this block: a full or read-only disk is said in one line."""
+    try:
+        yield
+    except OSError as err:
+        said = disk_error(err, path)
+        if said is None:
+            raise
+        raise said from None
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temp path next to ``path``; on success it replaces ``path``.
@@ -34,8 +54,10 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.replace(tmp, path)
     except OSError as err:
-        if err.errno not in FULL:
+        said = disk_error(err, None)
+        if said is None:
             raise
+        # the final name, not the temp file's: that is the file the user knows
         raise FastleafError(f"cannot write {path}: {FULL[err.errno]}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):

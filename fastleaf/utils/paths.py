@@ -13,6 +13,12 @@ from ..errors import FastleafError
 
 # files that make a folder a finished or started run
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv")
+# what a run (or a k-fold folder) writes itself: never an output of another command
+RUN_OWN = (*RUN_FILES, "classes.json", "top.json", "bad_rows.csv", "oof.csv", "oof_probs.npy",
+           "folds.csv")
+RUN_SUBFOLDERS = ("top", "tb")
+# what a Kaggle-layout data folder consists of, besides the images under it
+DATA_OWN = ("train.csv", "test.csv", "classes.json", "data.yaml", "sample_submission.csv")
 
 
 def real(path: str | os.PathLike) -> Path:
@@ -37,9 +43,40 @@ def writable_folder(folder: Path) -> Path:
     return existing
 
 
+def is_run_folder(folder: Path) -> bool:
+    """A run or a k-fold folder: what it holds once it has started (not a lone classes.json)."""
+    return any((folder / name).is_file() for name in (*RUN_FILES, "top.json", "oof.csv",
+                                                     "folds.csv"))
+
+
+def is_data_folder(folder: Path) -> bool:
+    return (folder / "train.csv").is_file() or (folder / "test.csv").is_file()
+
+
+def owner(target: Path) -> str | None:
+    """What ``target`` (a real path) belongs to, said for an error; None when it is free.
+
+    A run's own files (``RUN_OWN``, ``top/``, ``tb/``) whether they exist yet or not; a data
+    folder's CSVs, class list and pointer, and every existing file in a folder under it.
+    """
+    parent = target.parent
+    if target.name in RUN_OWN and is_run_folder(parent):
+        return f"a file of the run folder {parent}"
+    if parent.name in RUN_SUBFOLDERS and is_run_folder(parent.parent):
+        return f"a file of the run folder {parent.parent}"
+    if target.name in DATA_OWN and is_data_folder(parent):
+        return f"a file of the data folder {parent}"
+    if target.exists():
+        for folder in (parent.parent, parent.parent.parent):
+            if is_data_folder(folder):
+                return f"a file of the data folder {folder}"
+    return None
+
+
 def output_file(out: str | os.PathLike, flag: str,
                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check that ``out`` can be written and is none of ``inputs`` (compared as real paths)."""
+    """Check that ``out`` can be written and destroys nothing: none of ``inputs`` (compared
+    as real paths), no file a run or a data folder consists of (see :func:`owner`)."""
     path = Path(out)
     if path.is_dir():
         raise FastleafError(f"{flag} {out}: is a folder; give a file name")
@@ -51,6 +88,27 @@ def output_file(out: str | os.PathLike, flag: str,
         if real(item) == target:
             raise FastleafError(f"{flag} {out}: this is an input ({item}); writing it would "
                                 f"destroy it, choose another file")
+    belongs = owner(target)
+    if belongs:
+        raise FastleafError(f"{flag} {out}: {belongs}; writing it would destroy it, choose "
+                            f"another file")
+    return path
+
+
+def output_folder(out: str | os.PathLike, flag: str, *, data_ok: bool = False) -> Path:
+    """Check a folder that a command fills with files of its own names (PNGs, a report, a
+    data set): a writable folder, and (unless ``data_ok``) not a data folder or inside one,
+    where its files would sit among the images."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise FastleafError(f"{flag} {out}: is a file, not a folder")
+    writable_folder(path.absolute())
+    if not data_ok:
+        target = real(path)
+        for folder in (target, target.parent, target.parent.parent):
+            if is_data_folder(folder):
+                raise FastleafError(f"{flag} {out}: inside the data folder {folder}; write "
+                                    f"outputs elsewhere")
     return path
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..data.table import DataError
 from ..train.metrics import classification_metrics
 from ..train.records import write_rows
-from ..utils.atomic import write_text_atomic
+from ..utils.atomic import write_text_atomic, writing
 from ..utils.console import console
 from .charts import curve_chart, distribution_chart, pairs_chart, worst_chart
 from .confusion import (confused_pairs, confusion, run_table, validation_predictions,
@@ -97,7 +97,8 @@ def build_report(run_dirs, out_dir, *, confusion: bool = True, confusion_all: bo
     """
     runs = read_runs(run_dirs)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     table = comparison_rows(runs)
     written = {"comparison_csv": out_dir / "comparison.csv"}
     write_rows(written["comparison_csv"], TABLE_COLUMNS, table)

@@ -58,6 +58,9 @@ def test_training_stops_when_the_metric_stalls_and_a_resume_agrees(tiny_data, tm
     assert [r["epoch"] for r in got] == ["1", "2", "3"]          # 2 epochs without a better sum
     assert "early stop: sum has not improved" in got[-1]["note"] and result.best_epoch == 1
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    from fastleaf.viz.runs import read_run
+
+    assert read_run(out).rows[-1]["note"].startswith("early stop")      # report reads it
     # resumed with more epochs: it had already stopped, so it trains no further
     from fastleaf.train.resume import resume_config
 

@@ -11,6 +11,7 @@ from ..utils.atomic import write_text_atomic
 
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", "sum",
                  "img_per_s", "val_img_per_s", "lr", "time_s", "note")
+TEXT_COLUMNS = ("note",)      # words, not numbers (why a run ended at that epoch)
 SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
                  "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
 

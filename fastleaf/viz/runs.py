@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import MissingFileError, UsageError
 from ..predict.run_folder import read_folder_config
-from ..train.records import EPOCH_COLUMNS, read_rows
+from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, read_rows
 
 # the paper's Table 3, plus how the speed was reached
 TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_epoch",
@@ -51,6 +51,9 @@ def parse_rows(path: Path) -> list[dict]:
         out = {}
         for key, value in row.items():
             if key not in EPOCH_COLUMNS:
+                continue
+            if key in TEXT_COLUMNS:
+                out[key] = value or ""
                 continue
             try:
                 out[key] = int(value) if key == "epoch" else float(value)

@@ -11,7 +11,7 @@ PAGE = """<!doctype html>
   body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; color: #1d2b1f;
          padding: 0 1rem; }
   h1 { font-size: 1.5rem; }
-  #drop { border: 2px dashed #5b8a5f; border-radius: 12px; padding: 2rem; text-align: center;
+  #drop { display: block; border: 2px dashed #5b8a5f; border-radius: 12px; padding: 2rem; text-align: center;
           background: #f3f8f1; cursor: pointer; }
   #drop.over { background: #dcefd8; }
   #result { display: flex; gap: 1.5rem; margin-top: 1.5rem; align-items: flex-start; }
@@ -66,7 +66,9 @@ async function classify(file) {
       cell(row, i + 1); cell(row, item.species, "species");
       cell(row, item.probability.toFixed(4), "probability");
       const bar = document.createElement("div"); bar.className = "bar";
-      bar.style.width = `${Math.round(item.probability * 100)}px`; row.insertCell().append(bar);
+      // bars relative to the most likely species, so a 176-way answer is still readable
+      bar.style.width = `${Math.round(120 * item.probability / answer.top[0].probability)}px`;
+      row.insertCell().append(bar);
     });
     table.hidden = false; statusBox.textContent = file.name;
     document.body.dataset.state = "done";

@@ -118,7 +118,7 @@ def test_on_real_photos_the_export_agrees_with_its_trained_run(shared_data, tmp_
     from fastleaf.predict.settings import PredictSettings
     from fastleaf.train.trainer import fit
 
-    cfg = resolve_config(data=str(shared_data), model="cnn", img_size=112, epochs=2,
+    cfg = resolve_config(data=str(shared_data), model="cnn", img_size=112, epochs=1,
                          batch_size=32, lr=1e-3, augment="none", workers=0, device="cpu",
                          tensorboard=False, progress=False, amp=False, out=str(tmp_path / "r"))
     run = fit(cfg).run_dir

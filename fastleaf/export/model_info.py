@@ -91,13 +91,21 @@ class ModelInfo:
 _FILTERS = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST"}
 
 
-def _resize(img, side: int, interpolation: str):
+def _resize(pixels: np.ndarray, side: int, interpolation: str) -> np.ndarray:
+    """``(H, W, 3)`` float32 -> ``(side, side, 3)`` float32, each plane through Pillow.
+
+    Float planes keep full precision between the horizontal and vertical passes (8-bit
+    Pillow rounds in between); with one rounding at the end this gives the bytes of the
+    loaders' ``imageio.resize_uint8`` (antialiased bilinear, torch's port of Pillow's filter).
+    """
     from PIL import Image
 
-    if img.size == (side, side):
-        return img
-    # Pillow widens its filters when shrinking: the antialiased resize the loaders use
-    return img.resize((side, side), getattr(Image.Resampling, _FILTERS[interpolation]))
+    if pixels.shape[:2] == (side, side):
+        return pixels
+    method = getattr(Image.Resampling, _FILTERS[interpolation])
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F")
+                         .resize((side, side), method)) for c in range(3)]
+    return np.stack(planes, axis=-1)
 
 
 def load_photo(data: bytes, name: str, info: ModelInfo) -> np.ndarray:
@@ -110,20 +118,19 @@ def load_photo(data: bytes, name: str, info: ModelInfo) -> np.ndarray:
     if not data:
         raise ImageDecodeError(f"{name}: empty file")
     probe(data, name)
-    rgb = decode_with_pillow(data, name).convert("RGB")
+    rgb = np.asarray(decode_with_pillow(data, name).convert("RGB"), dtype=np.float32)
     if info.interpolation not in _FILTERS:
         raise ModelFileError(f"unknown interpolation {info.interpolation!r} in the model's "
                              f"metadata (expected one of {', '.join(_FILTERS)})")
-    if info.crop_pct < 1.0:
-        scaled = int(round(info.size / info.crop_pct))
-        rgb = _resize(rgb, scaled, info.interpolation)
-        left = (scaled - info.size) // 2
-        rgb = rgb.crop((left, left, left + info.size, left + info.size))
-    else:
-        rgb = _resize(rgb, info.size, info.interpolation)
-    pixels = np.asarray(rgb, dtype=np.float32) / np.float32(255.0)      # (S, S, 3)
+    side = int(round(info.size / info.crop_pct)) if info.crop_pct < 1.0 else info.size
+    # uint8 again after the resize, as the loaders hand over their batches
+    pixels = np.clip(np.round(_resize(rgb, side, info.interpolation)), 0, 255)
+    if side > info.size:
+        top = (side - info.size) // 2
+        pixels = pixels[top:top + info.size, top:top + info.size]
+    pixels = pixels / np.float32(255.0)                                 # (S, S, 3)
     pixels = (pixels - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
 
 
 def load_photo_file(path, info: ModelInfo) -> np.ndarray:

@@ -67,6 +67,7 @@ def test_each_model_round_trips_through_onnx_with_its_metadata(model, tiny_data,
     run = write_run(tmp_path / model, tiny_data, model)
     out = tmp_path / f"{model}.onnx"
     result = export_run(run, out, ExportSettings(check=6))
+    print(f"{model}: {result.parity.line()}")
     assert result.parity.images == 6
     assert result.parity.max_abs_diff < 1e-4 and result.parity.top1_agreement == 1.0
     onnx_model, probs = exported_probs(out, list(load_table(tiny_data).val.paths[:3]))

@@ -21,7 +21,7 @@ from ..data.table import UNLABELLED, Samples
 from ..errors import UsageError
 from ..utils.paths import output_file
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
-from .photo_list import PHOTO_SUFFIXES, find_photos, write_photo_csv  # noqa: F401 (re-exported)
+from .photo_list import find_photos, write_photo_csv
 
 
 @dataclass

@@ -11,8 +11,8 @@ PAGE = """<!doctype html>
   body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; color: #1d2b1f;
          padding: 0 1rem; }
   h1 { font-size: 1.5rem; }
-  #drop { display: block; border: 2px dashed #5b8a5f; border-radius: 12px; padding: 2rem; text-align: center;
-          background: #f3f8f1; cursor: pointer; }
+  #drop { display: block; border: 2px dashed #5b8a5f; border-radius: 12px; padding: 2rem;
+          text-align: center; background: #f3f8f1; cursor: pointer; }
   #drop.over { background: #dcefd8; }
   #result { display: flex; gap: 1.5rem; margin-top: 1.5rem; align-items: flex-start; }
   #preview { max-width: 14rem; max-height: 14rem; border-radius: 8px; display: none; }

@@ -87,10 +87,13 @@ def parse_batch(batch: str | int) -> str:
 
 
 def unsupported_op(err: Exception) -> str:
-    """The operator an exporter error names (``aten::foo``), else its first line."""
-    text = str(err)
-    found = re.search(r"'?((?:aten|prim|onnx)::\w+)'?", text)
-    return found.group(1) if found else text.strip().splitlines()[0]
+    """The operator an exporter error names, with its reason when it gives one."""
+    text = " ".join(str(err).split())
+    found = re.search(r"export of operator ([\w:]+)(?:, ([^.\[]+))?", text)    # symbolic error
+    if found:
+        return found.group(1) + (f" ({found.group(2).strip()})" if found.group(2) else "")
+    found = re.search(r"operator '?((?:aten|prim|onnx)::\w+)'?", text)        # unsupported op
+    return found.group(1) if found else text[:200]
 
 
 def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, info: ModelInfo,

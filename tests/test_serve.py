@@ -144,6 +144,20 @@ def test_a_bad_upload_is_a_4xx_with_one_line_and_the_server_stays_up(served, tin
     assert request(server.url + "/predict", photos(tiny_data)[0].read_bytes())[0] == 200
 
 
+def test_a_huge_declared_upload_is_refused_before_a_byte_is_read(served):
+    import http.client
+
+    server, _, _ = served
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("POST", "/predict")
+    conn.putheader("Content-Length", str(10 ** 11))      # 100 GB announced, nothing sent
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413 and "above the limit" in json.loads(response.read())["error"]
+    conn.close()
+    assert server.alive()
+
+
 def test_50_concurrent_requests_each_get_their_own_answer(served, tiny_data):
     server, _, _ = served
     files = photos(tiny_data, 5)

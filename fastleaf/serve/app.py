@@ -35,18 +35,27 @@ class UploadRefused(Exception):
         self.status = status
 
 
+# an upload over the limit is read on (and dropped) up to this much more before the 413:
+# closing a socket with unread data resets it, and the client may then never see the answer
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
 async def read_body(request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it passes ``limit`` bytes."""
+    """The request body; above ``limit`` bytes it is discarded and refused (413)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise UploadRefused(413, f"upload of {int(declared):,} bytes is above the limit of "
-                                 f"{limit:,} bytes")
+    too_big = UploadRefused(413, f"upload is above the limit of {limit:,} bytes "
+                                 f"(fastleaf serve --max-upload-mb)")
+    if declared.isdigit() and int(declared) > limit + DRAIN_BYTES:
+        raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise UploadRefused(413, f"upload is above the limit of {limit:,} bytes")
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > limit + DRAIN_BYTES:
+            break
+    if size > limit:
+        raise too_big
     if not size:
         raise UploadRefused(400, "empty upload: send the image file's bytes as the body")
     return b"".join(chunks)

@@ -27,3 +27,11 @@ class BackendFailed(FastleafError, RuntimeError):
     """A data loader backend cannot run on this machine (its library, driver or device): the
     message says which and names the loader to use instead.  ``--loader auto`` moves on to its
     next choice; a backend the user asked for by name ends the run in one line."""
+
+
+class MissingExtra(FastleafError, ImportError):
+    """An optional extra the command needs is not installed: the message names the pip line."""
+
+    def __init__(self, extra: str, module: str):
+        super().__init__(f"{module} is not installed: pip install 'fastleaf[{extra}]'")
+        self.extra, self.module = extra, module

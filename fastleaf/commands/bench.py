@@ -4,6 +4,7 @@
     fastleaf bench --data data/classify-leaves --models cnn,resnet18 --json bench.json
     fastleaf bench --models cnn --loaders cache-ram,synthetic --matrix --csv flags.csv
     fastleaf bench --budget inf         # every case, however long
+    fastleaf bench --runtime torch,onnx --modes infer --models resnet18,tf_efficientnet_lite0
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
     g.add_argument("--compile", action=flag, help="torch.compile the model (default: off)")
     g.add_argument("--matrix", action="store_true", help="all 8 amp/channels-last/compile combos")
+    g.add_argument("--runtime", metavar="torch,onnx",
+                   help="compare inference runtimes instead of loaders: PyTorch eager and/or "
+                        "ONNX Runtime (the [onnx] extra), same model and input, on the CPU")
+    g.add_argument("--runtime-batches", default="1,32", metavar="1,32",
+                   help="batch sizes of the --runtime comparison (1,32)")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="Kaggle-layout folder (default: a small synthetic set)")
     g.add_argument("--min-images", type=int,
@@ -105,6 +111,16 @@ def settings_from_args(args: argparse.Namespace):
                          seed=args.seed)
 
 
+def batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in split(text))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--runtime-batches {text}: comma-separated whole numbers >= 1")
+    return sizes
+
+
 def run(args: argparse.Namespace) -> int:
     from ..utils.paths import output_file
 
@@ -125,9 +141,16 @@ def run(args: argparse.Namespace) -> int:
         if args.csv:
             write_csv(args.csv, rows)
 
-    result = run_bench(settings, on_row=write)
-    print_rows(result.rows, result.skipped)
-    print_summary(result)
+    if args.runtime:
+        from ..bench.runtimes import print_runtimes, run_runtime_bench
+
+        result = run_runtime_bench(settings, split(args.runtime),
+                                   batch_sizes(args.runtime_batches), write)
+        print_runtimes(result.rows)
+    else:
+        result = run_bench(settings, on_row=write)
+        print_rows(result.rows, result.skipped)
+        print_summary(result)
     write(result.rows, result.skipped)
     for path in filter(None, (args.json, args.csv)):
         console.print(f"wrote {len(result.rows)} rows to {path}")

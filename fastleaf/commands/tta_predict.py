@@ -13,14 +13,19 @@ HELP = "predict test.csv with test-time augmentation and checkpoint ensembles"
 
 
 def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
-                             checkpoint_required: bool = True) -> None:
-    """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's."""
+                             checkpoint_required: bool = True, exported: bool = False) -> None:
+    """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's;
+    ``exported``: ``--model FILE.onnx`` may stand in for ``--checkpoint``."""
     from ..config import LOADERS
 
     own = PredictSettings()
     flag = argparse.BooleanOptionalAction
     p.add_argument("--checkpoint", action="append", required=checkpoint_required, metavar="PATH",
                    help="best.pt, a run folder, or a folder of fold runs (repeatable)")
+    if exported:
+        p.add_argument("--model", metavar="FILE.onnx",
+                       help="an exported model (fastleaf export) run by ONNX Runtime instead "
+                            "of --checkpoint; TTA and batch size apply, torch is not needed")
     p.add_argument("--member-weights", metavar="W1,W2,...",
                    help="ensemble weights, comma-separated, one per --checkpoint (or one per "
                         "checkpoint file); default equal")
@@ -43,6 +48,21 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
     p.add_argument("-j", "--workers", type=int, help="loader worker processes")
 
 
+def check_model_choice(args: argparse.Namespace) -> bool:
+    """True for an exported model (``--model``), False for checkpoints; both or neither is a
+    user error."""
+    from ..errors import UsageError
+
+    model = getattr(args, "model", None)
+    if model and (args.checkpoint or getattr(args, "blend", None) or args.member_weights):
+        raise UsageError("--model runs one exported file; drop --checkpoint, --blend and "
+                         "--member-weights")
+    if not model and not args.checkpoint and not getattr(args, "blend", None):
+        raise UsageError("name the models: --checkpoint PATH (repeatable), --blend FILE "
+                         "(tta-predict) or --model FILE.onnx")
+    return bool(model)
+
+
 def settings_from_args(args: argparse.Namespace):
     return PredictSettings(tta=args.tta, crop_fraction=args.crop_fraction,
                            batch_size=args.batch_size, device=args.device, amp=args.amp,
@@ -62,12 +82,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the .npy has the layout of a k-fold run's oof_probs.npy")
     p.add_argument("--blend", metavar="FILE", help="blend.json from fastleaf blend: every fold "
                    "model of every member (instead of --checkpoint)")
-    add_prediction_arguments(p, inherit=False, checkpoint_required=False)
+    add_prediction_arguments(p, inherit=False, checkpoint_required=False, exported=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict.runner import tta_predict
     from ..utils.console import console, shown
+
+    if check_model_choice(args):
+        return run_exported(args)
+    from ..predict.runner import tta_predict
 
     result = tta_predict(args.data, args.checkpoint or [], out=args.out,
                          weights=args.member_weights, settings=settings_from_args(args),
@@ -80,4 +103,21 @@ def run(args: argparse.Namespace) -> int:
     if result.probs_file:
         console.print(f"probabilities: {shown(result.probs_file)}")
     console.print(f"submission: {shown(result.out)}")
+    return 0
+
+
+def run_exported(args: argparse.Namespace) -> int:
+    """``tta-predict --model FILE.onnx``: ONNX Runtime, without torch."""
+    from ..export.onnx_runtime import tta_predict_onnx
+    from ..utils.console import console, shown
+
+    result, probs_file = tta_predict_onnx(args.data, args.model, out=args.out, tta=args.tta,
+                                          crop_fraction=args.crop_fraction,
+                                          batch_size=args.batch_size,
+                                          save_probs=args.save_probs)
+    console.print(f"{len(result.files)} test images, tta {args.tta}, {result.info.model_name} "
+                  f"(ONNX Runtime) in {result.seconds:.1f} s: {result.img_per_s:.1f} img/s")
+    if probs_file:
+        console.print(f"probabilities: {shown(probs_file)}")
+    console.print(f"submission: {shown(args.out)}")
     return 0

@@ -5,7 +5,8 @@ the header is read first and an image above the pixel limit is refused before an
 decoded (``FASTLEAF_MAX_PIXELS``, default 40 megapixels; a Classify Leaves image is 0.05).
 EXIF orientation is applied.  libjpeg-turbo through ``torchvision.io.decode_jpeg`` is the
 fast path; grayscale, RGBA, CMYK, PNG and anything else Pillow reads go through Pillow.
-Errors name the file.
+Errors name the file.  Importing it needs no torch (torch is imported where a tensor is made), so
+the ONNX Runtime path (``fastleaf.export.onnx_runtime``) shares its header checks.
 """
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from ..errors import FastleafError
 
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MAX_PIXELS = 40_000_000
 EXIF_ORIENTATION = 0x0112
@@ -140,6 +143,9 @@ def pillow_rgb(img) -> np.ndarray:
 
 def decode_bytes(data: bytes, path: Path) -> torch.Tensor:
     """``(3, H, W)`` uint8 RGB from a file's bytes, within the pixel limit."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     probe(data, path)
     if data[:3] == b"\xff\xd8\xff":
         try:
@@ -160,6 +166,9 @@ def resize_uint8(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``(3, H, W)`` or ``(B, 3, H, W)`` uint8 to ``size`` x ``size`` (bilinear, antialiased)."""
     if image.shape[-2:] == (size, size):
         return image
+    import torch
+    import torch.nn.functional as F
+
     batched = image.dim() == 4
     x = image if batched else image.unsqueeze(0)
     x = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,

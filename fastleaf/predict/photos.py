@@ -10,9 +10,6 @@ normalised exactly as the checkpoint was trained.
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,12 +20,9 @@ import torch
 from ..data.imageio import ImageDecodeError, probe, read_bytes
 from ..data.table import UNLABELLED, DataError, Samples
 from ..errors import UsageError
-from ..utils.atomic import write_text_atomic
 from ..utils.paths import output_file
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
-
-# what a folder's photos may be; anything else in it (CSVs, notes) is left alone
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from .photo_list import find_photos, write_photo_csv
 
 
 @dataclass
@@ -51,33 +45,7 @@ class PhotoPrediction:
 
     def write_csv(self, path: str | Path, root: Path | None = None) -> Path:
         """``image,label,probability``: one row per photo (names relative to ``root``)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["image", "label", "probability"])
-        for file, best in zip(self.files, self.top):
-            name = file.relative_to(root).as_posix() if root else file.as_posix()
-            writer.writerow([name, best[0][0], f"{best[0][1]:.6f}"])
-        write_text_atomic(path, buffer.getvalue())
-        return Path(path)
-
-
-def _natural_key(path: Path):
-    # leaf2.jpg before leaf10.jpg
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def find_photos(target: str | Path) -> list[Path]:
-    """``target`` itself when it is a file, else the photos directly inside the folder."""
-    path = Path(target)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such image or folder")
-    photos = sorted((p for p in path.iterdir()
-                     if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES), key=_natural_key)
-    if not photos:
-        raise DataError(f"{path}: no photos in this folder ({', '.join(PHOTO_SUFFIXES)})")
-    return photos
+        return write_photo_csv(path, self.files, self.top, root)
 
 
 def readable_photos(files: Sequence[Path]) -> tuple[list[Path], list[str]]:

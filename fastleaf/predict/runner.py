@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from ..data.table import (UNLABELLED, DataError, Samples, csv_line, data_files, read_csv,
-                          resolve_layout, samples_from_frame)
+from ..data.table import data_files
 from ..errors import UsageError
 from ..utils.paths import output_file
 from .blend import blend_ensemble
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
-from .submission import probs_format, write_probs, write_submission
+# the test rows are read where the submission is written (free of torch, for exported models)
+from .submission import (probs_format, read_test_samples, require_images,  # noqa: F401
+                         write_probs, write_submission)
 
 
 @dataclass
@@ -33,22 +32,6 @@ class PredictResult:
     @property
     def img_per_s(self) -> float:
         return self.output.img_per_s
-
-
-def read_test_samples(data_dir=None) -> Samples:
-    """test.csv rows in file order (layout as in ``load_table``; train.csv is not needed)."""
-    layout = resolve_layout(data_dir)
-    frame = read_csv(layout.test_csv, ("image",))
-    labels = np.full(len(frame), UNLABELLED, dtype=np.int64)
-    return samples_from_frame("test", frame, labels, layout, layout.test_csv)
-
-
-def require_images(samples: Samples) -> None:
-    """Each test image must exist: a missing one is named with its test.csv line up front."""
-    for path, row, image in zip(samples.paths, samples.rows, samples.images):
-        if not path.is_file():
-            raise DataError(f"{samples.csv} line {csv_line(row)} ({image!r}): image file not "
-                            f"found: {path}")
 
 
 def blend_inputs(blend: str | Path) -> list[Path]:

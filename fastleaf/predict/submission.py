@@ -4,7 +4,10 @@ A submission is ``image,label``, one row per ``test.csv`` row in the same order,
 training class.  The file is written to a temp file, read back and checked, and only then
 renamed into place, so a failed check leaves no file (and never half of one).
 
+    test = read_test_samples("data/classify-leaves")     # test.csv rows, in file order
     write_submission("submission.csv", test.images, predicted_names, classes)
+
+Free of torch: exported models (``fastleaf.export.onnx_runtime``) write submissions here too.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.table import csv_line
+from ..data.table import (UNLABELLED, DataError, Samples, csv_line, read_csv, resolve_layout,
+                          samples_from_frame)
 from ..errors import FastleafError, UsageError
 from ..utils.atomic import atomic_path
 
@@ -102,3 +106,19 @@ def write_probs(path: str | Path, images: Sequence[str], probs: np.ndarray,
             frame.to_csv(buf, index=False, float_format="%.6g")
             tmp.write_text(buf.getvalue())
     return path
+
+
+def read_test_samples(data_dir=None) -> Samples:
+    """test.csv rows in file order (layout as in ``load_table``; train.csv is not needed)."""
+    layout = resolve_layout(data_dir)
+    frame = read_csv(layout.test_csv, ("image",))
+    labels = np.full(len(frame), UNLABELLED, dtype=np.int64)
+    return samples_from_frame("test", frame, labels, layout, layout.test_csv)
+
+
+def require_images(samples: Samples) -> None:
+    """Each test image must exist: a missing one is named with its test.csv line up front."""
+    for path, row, image in zip(samples.paths, samples.rows, samples.images):
+        if not path.is_file():
+            raise DataError(f"{samples.csv} line {csv_line(row)} ({image!r}): image file not "
+                            f"found: {path}")

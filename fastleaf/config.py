@@ -44,7 +44,7 @@ class TrainConfig:
     # optimisation (paper defaults)
     epochs: int = 20
     batch_size: int = 50
-    lr: float = 3e-4
+    lr: float | str = 3e-4        # "auto": the learning-rate range test picks it first
     optimizer: str = "adam"
     weight_decay: float | None = None      # None: 0.05 for adamw, 0 for adam and sgd
     backbone_lr: float = 1.0               # backbone learning rate as a fraction of --lr
@@ -203,6 +203,8 @@ def make_config(values: dict, source: str) -> TrainConfig:
     """A :class:`TrainConfig` from checked values (``source`` names the file or flags)."""
     for key, value in values.items():
         check_value(key, value, source)
+    if isinstance(values.get("lr"), str) and values["lr"] != "auto":
+        raise ConfigError(f"{source}: lr must be a number or auto, got {brief(values['lr'])}")
     cfg = TrainConfig(**values)
     if cfg.fold is not None and not cfg.folds:
         raise ConfigError(f"{source}: fold {cfg.fold} needs folds (--folds K) to say how the "

@@ -113,3 +113,29 @@ def test_the_command_writes_the_curve_and_prints_a_suggestion(tiny_data, tmp_pat
     text = capsys.readouterr().out
     assert (out / "lr_find.png").stat().st_size > 1000
     assert code == 0 and "20 steps, " in text and "suggested learning rate:" in text
+
+
+@pytest.mark.slow
+def test_train_lr_auto_runs_the_range_test_first_and_records_its_rate(tiny_data, tmp_path,
+                                                                      capsys):
+    import yaml
+
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_data), "--model", "cnn", "--img-size", "112",
+                 "-b", "8", "-j", "0", "--device", "cpu", "--no-amp", "--no-progress",
+                 "--no-tensorboard", "--no-check-data", "--epochs", "1", "--lr", "auto",
+                 "--out", str(out)])
+    assert code == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("--lr auto:")]
+    assert len(said) == 1
+    recorded = yaml.safe_load((out / "config.yaml").read_text())["lr"]
+    assert isinstance(recorded, float) and float(said[0].split()[2]) == pytest.approx(recorded,
+                                                                                    rel=1e-2)
+
+
+def test_lr_is_a_number_or_auto(tmp_path):
+    from fastleaf.config import ConfigError, resolve_config
+
+    assert resolve_config(lr="auto").lr == "auto"
+    with pytest.raises(ConfigError, match="lr must be a number or auto"):
+        resolve_config(lr="fast")

@@ -73,7 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int)
     g.add_argument("-b", "--batch-size", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--lr", type=lr_value, help="learning rate, or 'auto': the learning-rate "
+                   "range test (fastleaf lr-find) picks it before training and the run records "
+                   f"the rate it chose ({D.lr})")
     g.add_argument("--optimizer", "--opt", choices=["adam", "adamw", "sgd"])
     g.add_argument("--weight-decay", type=float,
                    help="default 0.05 for adamw, 0 otherwise; never on norm layers or biases")
@@ -157,6 +159,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "mlflow.db, a local store with no server)")
     g.add_argument("--experiment", help=f"MLflow experiment name ({D.experiment})")
     g.add_argument("--progress", action=flag, help="live progress bars")
+
+
+def lr_value(text: str):
+    """``--lr``: a number, or ``auto``."""
+    return "auto" if text.strip().lower() == "auto" else float(text)
 
 
 def on_off(value: bool) -> str:

@@ -347,12 +347,31 @@ def fit(cfg: TrainConfig) -> RunResult:
             # before the data check: a missing weights package stops the run at once
             resolve_pretrained(cfg.model)
         cfg = resolve_data_config(cfg)
+        if cfg.lr == "auto":
+            cfg = auto_lr(cfg, info)
         if cfg.data is not None:
             # recorded absolute: evaluate and report find the same data from any folder
             cfg = replace(cfg, data=os.path.abspath(cfg.data))
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:
         cleanup_distributed()
+
+
+def auto_lr(cfg: TrainConfig, info: DistInfo) -> TrainConfig:
+    """``--lr auto``: the range test on this configuration picks the rate, which the run then
+    records in its config.yaml as the rate it trained with."""
+    if info.enabled:
+        raise UsageError("--lr auto runs the range test in one process: run fastleaf lr-find "
+                         "first and pass its rate with --lr")
+    from .lr_search import lr_range_test      # it builds what this module builds
+
+    search = lr_range_test(replace(cfg, lr=3e-4 if cfg.optimizer != "sgd" else 1e-2))
+    if search.result.suggestion is None:
+        raise UsageError(f"--lr auto: the range test could not suggest a rate "
+                         f"({search.result.stopped}); give --lr")
+    console.print(f"--lr auto: {search.result.suggestion:.3g} from the range test "
+                  f"({len(search.result.lrs)} steps, {search.result.stopped})")
+    return replace(cfg, lr=search.result.suggestion)
 
 
 def with_speed_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:

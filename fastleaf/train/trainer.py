@@ -42,7 +42,7 @@ from .metrics import classification_metrics
 from .optim import Schedule, create_optimizer
 from .precision import (Precision, amp_is_fast, create_precision, default_speed_flags,
                         loader_dtype)
-from .records import RunRecorder, append_score
+from .records import RunRecorder, append_score, row_score
 from .resume import load_resume_state, restore_rng, rng_state
 from .signals import GracefulStop, TrainingInterrupted
 from .topk import check_metric, update_top
@@ -332,8 +332,7 @@ def validate(run: Run) -> tuple[float, dict, float]:
 
 def save_epoch(run: Run, epoch: int, row: dict) -> bool:
     """Record the epoch and write checkpoints (rank 0); returns whether it is the best."""
-    # without validation the latest epoch is the result: its number is its score
-    score = float(epoch) if run.val_loader is None else row.get(run.cfg.eval_metric, 0.0)
+    score = row_score(row, run.cfg.eval_metric)
     is_best = score > run.best_score
     if is_best:
         run.best_score, run.best_epoch, run.best_row = score, epoch, row

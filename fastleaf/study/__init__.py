@@ -1,0 +1,1 @@
+"""``fastleaf reproduce``: the paper's four models as one study: plan, budget, runs, statistics, report."""

@@ -101,6 +101,10 @@ def test_a_changed_option_is_refused_in_one_line(tiny_data, tmp_path, capsys):
 def test_unknown_models_are_refused(tiny_data):
     assert main(["reproduce", "--data", str(tiny_data), "--models", "cnn,alexnet",
                  "--dry-run"]) == 2
+    assert main(["reproduce", "--data", str(tiny_data), "--models", "cnn",
+                 "--weights", "deit_tiny=x.pth", "--dry-run"]) == 2
+    assert main(["reproduce", "--data", str(tiny_data), "--weights", "deit.pth",
+                 "--dry-run"]) == 2
 
 
 def test_the_commands_default_models_are_the_studys():

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--batch-size", type=int, help="default: the recipes' 50")
     p.add_argument("--img-size", type=int, help="default: the recipes' 224")
     p.add_argument("--seed", type=int, default=0, help="split and training seed (0)")
+    p.add_argument("--weights", action="append", default=[], metavar="MODEL=FILE",
+                   help="start MODEL from a local weights file (repeatable), e.g. "
+                        "deit_tiny=deit_tiny_patch16_224.safetensors for the paper's "
+                        "pretrained frozen backbone")
     p.add_argument("--quick", action="store_true",
                    help="a stratified subset and fewer epochs, chosen so the study fits --budget")
     p.add_argument("--budget", type=float, default=20.0, metavar="MINUTES",
@@ -45,11 +49,17 @@ def run(args: argparse.Namespace) -> int:
                         ("--img-size", args.img_size)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
+    weights = []
+    for item in args.weights:
+        model, sep, file = item.partition("=")
+        if not sep or not model or not file:
+            raise UsageError(f"--weights {item!r}: write MODEL=FILE, e.g. deit_tiny=deit.pth")
+        weights.append((model.strip(), file.strip()))
     options = StudyOptions(
         data=args.data, out=args.out, models=tuple(m.strip() for m in args.models.split(",")
                                                    if m.strip()),
         epochs=args.epochs, batch_size=args.batch_size, img_size=args.img_size, seed=args.seed,
         quick=args.quick, budget_min=args.budget, device=args.device, workers=args.workers,
-        progress=args.progress)
+        progress=args.progress, weights=tuple(weights))
     run_study(options, dry_run=args.dry_run, probe_steps=args.probe_steps)
     return 0

@@ -39,6 +39,7 @@ class StudyOptions:
     seed: int = 0
     quick: bool = False
     budget_min: float = 20.0         # --quick: the whole study must fit this many minutes
+    weights: tuple[tuple[str, str], ...] = ()    # (model, weights file): e.g. DeiT's ImageNet
     # how it runs, free to change between attempts
     device: str = "auto"
     workers: int | None = None
@@ -51,6 +52,7 @@ class StudyOptions:
         values = asdict(self)
         values["models"] = list(self.models)
         values["data"] = str(Path(self.data).resolve())
+        values["weights"] = {m: str(Path(f).resolve()) for m, f in self.weights}
         if not self.quick:
             values.pop("budget_min")          # only --quick plans to a budget
         return {k: v for k, v in values.items() if k not in self.HOW}
@@ -79,6 +81,11 @@ def check_options(options: StudyOptions) -> None:
                          f"{','.join(MODELS)}")
     if len(set(options.models)) != len(options.models):
         raise UsageError(f"--models names a model twice: {','.join(options.models)}")
+    for model, file in options.weights:
+        if model not in options.models:
+            raise UsageError(f"--weights {model}={file}: {model} is not in --models")
+        if not Path(file).is_file():
+            raise UsageError(f"--weights {model}={file}: no such file")
     if options.budget_min <= 0:
         raise UsageError(f"--budget must be positive, got {options.budget_min}")
     if not (Path(options.data) / "train.csv").is_file():
@@ -118,7 +125,8 @@ def model_config(options: StudyOptions, plan: Plan, model: str) -> TrainConfig:
     """The paper's recipe for ``model``, the study's overrides on top, run in ``R/<model>``."""
     return resolve_config(model, data=plan.train_data, epochs=plan.epochs,
                           batch_size=options.batch_size, img_size=options.img_size,
-                          seed=options.seed, device=options.device, workers=options.workers,
+                          seed=options.seed, weights=dict(options.weights).get(model),
+                          device=options.device, workers=options.workers,
                           progress=options.progress, out=str(Path(options.out) / model))
 
 

@@ -113,6 +113,9 @@ def write_study_report(out: str | Path, options: StudyOptions, plan: Plan, *,
     subset = (f"a stratified subset of {plan.per_class} images per class" if plan.per_class
               else "every image")
     tests = pairwise(y_true, preds)
+    if "deit_tiny" in options.models and "deit_tiny" not in dict(options.weights):
+        subset += ("; DeiT-tiny's frozen backbone had random weights (no --weights "
+                   "deit_tiny=FILE), not the paper's ImageNet ones")
     sections = [
         Section("Table 3", f"{len(y_true)} validation images ({subset} of {options.data}). "
                 f"Each metric of the epoch best.pt holds, with its 95 % bootstrap interval "

@@ -98,6 +98,12 @@ def test_a_changed_option_is_refused_in_one_line(tiny_data, tmp_path, capsys):
         run_study(replace(options, models=("cnn", "resnet18")), dry_run=True)
 
 
+def test_run_folders_without_a_study_are_not_overwritten(tiny_data, tmp_path):
+    (tmp_path / "R" / "cnn").mkdir(parents=True)
+    assert main(["reproduce", "--data", str(tiny_data), "--out", str(tmp_path / "R"),
+                 "--models", "cnn", "--dry-run"]) == 2
+
+
 def test_unknown_models_are_refused(tiny_data):
     assert main(["reproduce", "--data", str(tiny_data), "--models", "cnn,alexnet",
                  "--dry-run"]) == 2

@@ -19,6 +19,7 @@ from rich.table import Table as RichTable
 
 from ..config import TrainConfig
 from ..data.table import read_csv, resolve_layout
+from ..errors import UsageError
 from ..utils.console import console
 from .budget import (QUICK_EPOCHS, Timing, estimate, eta_s, minutes, quick_plan, split_counts,
                      work_for)
@@ -43,6 +44,10 @@ def run_study(options: StudyOptions, *, dry_run: bool = False, probe_steps: int 
     saved = read_manifest(out)
     if saved:
         check_same(saved["options"], options, out / MANIFEST)
+    elif any((out / m).exists() for m in options.models):
+        # never overwrite run folders that no study of this command made
+        raise UsageError(f"{out} holds run folders but no {MANIFEST}: it is not a study "
+                         f"folder; choose another --out")
     labels = read_csv(resolve_layout(options.data).train_csv, ("image", "label"))["label"]
     plan = Plan.from_dict(saved["plan"]) if saved else None
     states = {m: run_state(out / m, plan.epochs, out / "scores.csv") if plan else "new"
@@ -157,6 +162,9 @@ def train_models(options: StudyOptions, plan: Plan, todo: list[str], states: dic
         write_manifest(out, options, plan)
         console.print(f"{model} took {minutes(actuals[-1])} (estimated "
                       f"{minutes(estimates[i])})")
+    if actuals:
+        console.print(f"trained {len(actuals)} model(s) in {minutes(sum(actuals))} (estimated "
+                      f"{minutes(sum(estimates))})")
 
 
 def run_config(options: StudyOptions, plan: Plan, model: str, state: str) -> TrainConfig:

@@ -53,3 +53,12 @@ def test_trainer_keeps_the_epoch_best_row_names(tiny_data, tmp_path):
     rows = [{k: float(v) for k, v in r.items()} for r in read_rows(out / "metrics.csv")]
     assert load_checkpoint(out / "best.pt")["epoch"] == int(best_row(rows, "acc")["epoch"])
     assert read_run(out).best["epoch"] == int(best_row(rows, "acc")["epoch"])
+
+
+def test_report_table_names_the_best_acc_epoch(tmp_path):
+    from fastleaf.viz.report import build_report
+
+    run = fake_run(tmp_path / "acc", "acc")
+    written = build_report([run], tmp_path / "report", confusion=False)
+    rows = read_rows(written["comparison_csv"])
+    assert rows[0]["best_epoch"] == "2" and float(rows[0]["acc"]) == 0.70

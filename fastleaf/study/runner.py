@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from ..data.table import read_csv, resolve_layout
 from ..errors import UsageError
 from ..utils.console import console
-from .budget import (QUICK_EPOCHS, Timing, estimate, eta_s, minutes, quick_plan, split_counts,
+from .budget import (QUICK_EPOCHS, estimate, eta_s, minutes, quick_plan, split_counts,
                      work_for)
 from .plan import (MANIFEST, SUBSET, Plan, StudyOptions, check_options, check_same,
                    model_config, read_manifest, run_state, write_manifest, write_subset)

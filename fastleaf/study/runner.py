@@ -78,6 +78,8 @@ def measure(options: StudyOptions, models: list[str], steps: int) -> dict:
     """A :class:`Timing` per model, on the study's data with each run's own config."""
     from .probe import probe_check, probe_model
 
+    if not models:
+        return {}
     check_s, images = probe_check(options.data)
     timings = {}
     for model in models:

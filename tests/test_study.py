@@ -170,3 +170,15 @@ def test_an_interrupted_study_resumes_without_retraining(tiny_data, tmp_path):
     text = (out / "report.md").read_text()
     assert html.is_file() and "Paired tests" in text and "The paper's ResNet18 > CNN" in text
     assert (out / "figures" / "acc.png").is_file()
+
+
+def test_quick_budget_counts_the_time_spent_measuring(tiny_data, tmp_path):
+    from fastleaf.study.runner import choose_plan
+
+    labels = list(np.repeat(np.arange(20), 40))
+    options = StudyOptions(data=str(tiny_data), out=str(tmp_path / "R"), quick=True,
+                           budget_min=200 / 60, models=("cnn", "vgg16"))
+    assert choose_plan(options, FAKE, labels, spent_s=0).per_class is None      # 160 s fit
+    squeezed = choose_plan(options, FAKE, labels, spent_s=100)                  # 100 s left
+    assert (squeezed.per_class, squeezed.epochs) == (20, 3)
+    assert squeezed.train_data == str((tmp_path / "R" / "data").resolve())

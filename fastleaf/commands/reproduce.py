@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a stratified subset and fewer epochs, chosen so the study fits --budget")
     p.add_argument("--budget", type=float, default=20.0, metavar="MINUTES",
-                   help="--quick: the time the whole study must fit (20)")
+                   help="--quick: the minutes the whole study must fit, measuring included (20)")
     p.add_argument("--dry-run", action="store_true",
                    help="time the models, print the plan and the estimate, and stop")
     p.add_argument("--probe-steps", type=int, default=3,

@@ -55,9 +55,10 @@ def run_study(options: StudyOptions, *, dry_run: bool = False, probe_steps: int 
     todo = [m for m in options.models if states[m] != "done"]
     start = time.perf_counter()
     timings = measure(options, todo, probe_steps)
-    console.print(f"measured {len(todo)} model(s) in {minutes(time.perf_counter() - start)}")
+    spent = time.perf_counter() - start
+    console.print(f"measured {len(todo)} model(s) in {minutes(spent)}")
     if plan is None:
-        plan = choose_plan(options, timings, labels.tolist())
+        plan = choose_plan(options, timings, labels.tolist(), spent)
     seconds = remaining_seconds(options, plan, timings, labels.tolist(), states)
     for model, value in seconds.items():     # the first estimate stays, to compare with
         plan.estimate_s.setdefault(model, round(value, 1))
@@ -91,18 +92,21 @@ def measure(options: StudyOptions, models: list[str], steps: int) -> dict:
     return timings
 
 
-def choose_plan(options: StudyOptions, timings: dict, labels: list[str]) -> Plan:
-    """The recipes' epochs on every image, or under --quick the plan that fits the budget."""
+def choose_plan(options: StudyOptions, timings: dict, labels: list[str],
+                spent_s: float = 0.0) -> Plan:
+    """The recipes' epochs on every image, or under --quick the plan that fits what the
+    measurement (``spent_s``) left of the budget."""
     batch = batch_size(options)
     train_data = str(Path(options.data).resolve())
     if not options.quick:
         return Plan(epochs=options.epochs or recipe(options).epochs, train_data=train_data)
-    chosen = quick_plan(timings, labels, batch, TrainConfig.val_fraction,
-                        options.budget_min * 60, options.epochs)
+    left = options.budget_min * 60 - spent_s
+    chosen = quick_plan(timings, labels, batch, TrainConfig.val_fraction, left, options.epochs)
     if not chosen.fits:
         console.print(f"[yellow]note: even {chosen.per_class} images per class and "
                       f"{chosen.epochs} epoch(s) are estimated at {minutes(chosen.total_s)}, "
-                      f"over the {options.budget_min:g} min budget[/yellow]")
+                      f"over the {minutes(max(left, 0))} the {options.budget_min:g} min budget "
+                      f"leaves after measuring[/yellow]")
     data = str((Path(options.out) / SUBSET).resolve()) if chosen.per_class else train_data
     return Plan(epochs=chosen.epochs, per_class=chosen.per_class, train_data=data)
 
@@ -137,7 +141,8 @@ def done_epochs(run_dir: Path) -> int:
 
 def print_plan(options: StudyOptions, plan: Plan, states: dict, seconds: dict) -> None:
     subset = f"{plan.per_class} images per class" if plan.per_class else "every image"
-    table = RichTable(title=f"study {options.out}: {subset}, {plan.epochs} epoch(s) each")
+    console.print(f"study {options.out}: {subset}, {plan.epochs} epoch(s) each", soft_wrap=True)
+    table = RichTable()
     for column in ("model", "state", "estimate"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in options.models:

@@ -421,8 +421,8 @@ def fit_on(cfg: TrainConfig, info: DistInfo, device: torch.device) -> RunResult:
                 is_best = save_epoch(run, epoch, row)
                 if info.main:
                     console.print(epoch_line(row, cfg.epochs, is_best))
-        run.writer.wait()        # the run is finished only once its checkpoints are
     finally:
+        # before the score row: a run is finished only once its checkpoints are on disk
         finish_writes(run)
     if info.main:
         append_score(run.run_dir.parent / "scores.csv",

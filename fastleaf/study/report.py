@@ -113,15 +113,16 @@ def write_study_report(out: str | Path, options: StudyOptions, plan: Plan, *,
     subset = (f"a stratified subset of {plan.per_class} images per class" if plan.per_class
               else "every image")
     tests = pairwise(y_true, preds)
+    notes = ""
     if "deit_tiny" in options.models and "deit_tiny" not in dict(options.weights):
-        subset += ("; DeiT-tiny's frozen backbone had random weights (no --weights "
-                   "deit_tiny=FILE), not the paper's ImageNet ones")
+        notes = (" DeiT-tiny's frozen backbone had random weights (no --weights "
+                 "deit_tiny=FILE), not the paper's ImageNet ones.")
     sections = [
         Section("Table 3", f"{len(y_true)} validation images ({subset} of {options.data}). "
                 f"Each metric of the epoch best.pt holds, with its 95 % bootstrap interval "
                 f"({resamples} paired resamples of the validation images)."
                 + ("" if paper else " The paper's figures are shown only for Classify Leaves "
-                   "(176 classes, 18,353 / 8,800 rows)."), columns, rows),
+                   "(176 classes, 18,353 / 8,800 rows).") + notes, columns, rows),
         Section("Paired tests", f"Exact McNemar test between every two models on the same "
                 f"images: the images only one of the two gets right (alpha {ALPHA}).",
                 PAIRS, pair_rows(tests)),

@@ -62,7 +62,7 @@ def run_study(options: StudyOptions, *, dry_run: bool = False, probe_steps: int 
     seconds = remaining_seconds(options, plan, timings, labels.tolist(), states)
     for model, value in seconds.items():     # the first estimate stays, to compare with
         plan.estimate_s.setdefault(model, round(value, 1))
-    print_plan(options, plan, states, seconds)
+    print_plan(options, plan, states, seconds, timings)
     if dry_run:
         return None
     if not saved:
@@ -139,15 +139,19 @@ def done_epochs(run_dir: Path) -> int:
     return len(read_rows(run_dir / "metrics.csv"))
 
 
-def print_plan(options: StudyOptions, plan: Plan, states: dict, seconds: dict) -> None:
+def print_plan(options: StudyOptions, plan: Plan, states: dict, seconds: dict,
+               timings: dict) -> None:
     subset = f"{plan.per_class} images per class" if plan.per_class else "every image"
     console.print(f"study {options.out}: {subset}, {plan.epochs} epoch(s) each", soft_wrap=True)
     table = RichTable()
-    for column in ("model", "state", "estimate"):
+    for column in ("model", "state", "s/train step", "s/eval batch", "estimate"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in options.models:
-        table.add_row(model, states[model], minutes(seconds[model]) if model in seconds else "-")
-    table.add_row("total", "", minutes(sum(seconds.values())))
+        t = timings.get(model)
+        table.add_row(model, states[model], f"{t.train_step_s:.2f}" if t else "-",
+                      f"{t.eval_batch_s:.2f}" if t else "-",
+                      minutes(seconds[model]) if model in seconds else "-")
+    table.add_row("total", "", "", "", minutes(sum(seconds.values())))
     console.print(table)
     if options.quick and plan.epochs < QUICK_EPOCHS:
         console.print(f"[yellow]note: {plan.epochs} epoch(s) to fit the budget[/yellow]")

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -33,6 +34,60 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
             if isinstance(err.__context__, OSError):
                 raise err.__context__ from None
             raise
+
+
+def snapshot(value, memo: dict | None = None):
+    """``value`` with every tensor copied to the CPU: training may change the originals in place
+    while the copy is written.  A tensor reached twice (the model in best.pt and in last.pt)
+    is copied once."""
+    memo = {} if memo is None else memo
+    if isinstance(value, torch.Tensor):
+        if id(value) not in memo:
+            memo[id(value)] = value.detach().to("cpu", copy=True)
+        return memo[id(value)]
+    if isinstance(value, dict):
+        return {k: snapshot(v, memo) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(snapshot(v, memo) for v in value)
+    return value
+
+
+class CheckpointWriter:
+    """Writes one epoch's checkpoints in a background thread, off the training's critical path.
+
+    ``save`` first waits for the previous epoch's files (one write at a time, in order), takes
+    CPU copies of the states, and returns while a thread writes them, each atomically as
+    :func:`save_checkpoint` does.  ``wait`` joins the thread and raises what it raised; a run
+    calls it before it reports itself finished and on every way out, so a stopped run leaves
+    its files complete.
+    """
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def save(self, files: list[tuple[Path, dict]]) -> None:
+        self.wait()
+        memo: dict = {}
+        copies = [(path, snapshot(state, memo)) for path, state in files]
+        self.thread = threading.Thread(target=self.write, args=(copies,),
+                                       name="checkpoint-writer")
+        self.thread.start()
+
+    def write(self, files: list[tuple[Path, dict]]) -> None:
+        try:
+            for path, state in files:
+                save_checkpoint(path, state)
+        except BaseException as err:       # raised again in the training thread by wait()
+            self.error = err
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

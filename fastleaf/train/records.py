@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,21 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", 
 TEXT_COLUMNS = ("note",)      # words, not numbers (why a run ended at that epoch)
 SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
                  "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
+
+
+def row_score(row: dict, metric: str) -> float:
+    """What ranks an epoch for best.pt: its ``metric``; a run without validation (NaN metrics)
+    ranks by the epoch itself, so its latest epoch is the best."""
+    value = float(row.get(metric, math.nan))
+    return float(row["epoch"]) if math.isnan(value) else value
+
+
+def best_row(rows: list[dict], metric: str) -> dict:
+    """The epoch ``best.pt`` holds: the highest :func:`row_score`, the earliest of equal ones
+    (the trainer replaces best.pt only on a strictly higher score)."""
+    if not rows:
+        raise ValueError("no epochs recorded")
+    return max(rows, key=lambda r: (row_score(r, metric), -int(r["epoch"])))
 
 
 def read_rows(path: Path) -> list[dict]:

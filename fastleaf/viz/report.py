@@ -24,7 +24,7 @@ from .confusion import (confused_pairs, confusion, run_table, validation_predict
                         worst_classes)
 from .gallery import gallery_sections
 from .render import Section, html_page, markdown_page
-from .runs import TABLE_COLUMNS, Run, comparison_rows, read_runs
+from .runs import TABLE_COLUMNS, Run, comparison_rows, read_runs, shared_metric
 
 CURVES = (("val_loss", "validation loss"), ("acc", "validation accuracy"),
           ("kappa", "validation Cohen kappa"), ("train_loss", "training loss"))
@@ -88,7 +88,8 @@ def build_report(run_dirs, out_dir, *, confusion: bool = True, confusion_all: bo
         out_dir: folder for the PNGs, ``comparison.csv``, ``report.html`` and ``report.md``.
         confusion: re-run best.pt over the validation split (needs the data) for the
             confused pairs and worst classes.
-        confusion_all: do that for every run, not only the best one (highest ``sum``).
+        confusion_all: do that for every run, not only the best one (by the runs' common
+            ``eval_metric``, else ``sum``).
         top_pairs, worst: how many confused pairs and worst classes to chart.
         device, workers: where the validation predictions run, and loader workers.
 
@@ -102,8 +103,9 @@ def build_report(run_dirs, out_dir, *, confusion: bool = True, confusion_all: bo
     table = comparison_rows(runs)
     written = {"comparison_csv": out_dir / "comparison.csv"}
     write_rows(written["comparison_csv"], TABLE_COLUMNS, table)
-    sections = [Section("Comparison", "Each run's best epoch (highest acc + F1-macro + kappa); "
-                        "img_per_s is training throughput.", TABLE_COLUMNS, table)]
+    sections = [Section("Comparison", "Each run's best epoch (the one best.pt holds: the "
+                        "highest of the run's --eval-metric); img_per_s is training throughput.",
+                        TABLE_COLUMNS, table)]
     curves = [curve_chart(runs, key, label, out_dir / f"{key}.png") for key, label in CURVES]
     written.update({key: path for (key, _), path in zip(CURVES, curves)})
     sections.append(Section("Training curves", images=curves))
@@ -111,7 +113,8 @@ def build_report(run_dirs, out_dir, *, confusion: bool = True, confusion_all: bo
     sections.append(dist)
     written.update(paths)
     if confusion:
-        chosen = runs if confusion_all else [max(runs, key=lambda r: r.best["sum"])]
+        metric = shared_metric(runs)
+        chosen = runs if confusion_all else [max(runs, key=lambda r: r.best[metric])]
         for run in chosen:
             console.print(f"predicting {run.name}'s validation split for the confusion matrix")
             parts, paths = mistakes(run, out_dir, top_pairs, worst, device, workers)

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import MissingFileError, UsageError
 from ..predict.run_folder import read_folder_config
-from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, read_rows
+from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row, read_rows
 
 # the paper's Table 3, plus how the speed was reached
 TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_epoch",
@@ -30,12 +30,19 @@ class Run:
 
     @property
     def best(self) -> dict:
-        """The row with the highest ``sum`` (the earliest of equal ones), as the trainer picks."""
-        return max(self.rows, key=lambda r: (r["sum"], -r["epoch"]))
+        """The epoch ``best.pt`` holds: the best by the run's own ``eval_metric``."""
+        return best_row(self.rows, self.config.eval_metric)
 
     @property
     def model(self) -> str:
         return self.config.model
+
+
+def shared_metric(runs: list[Run]) -> str:
+    """The metric that ranks runs against each other: their common ``eval_metric``, else
+    ``sum`` (the paper's)."""
+    metrics = {run.config.eval_metric for run in runs}
+    return metrics.pop() if len(metrics) == 1 else "sum"
 
 
 def parse_rows(path: Path) -> list[dict]:

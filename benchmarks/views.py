@@ -63,7 +63,7 @@ def train_step(model_name: str, images: int):
 
     from fastleaf.config import TrainConfig
     from fastleaf.train.precision import create_precision, default_speed_flags
-    from fastleaf.train.trainer import build_model
+    from fastleaf.train.build import build_model
 
     device = torch.device("cpu")
     amp, _ = default_speed_flags(device)

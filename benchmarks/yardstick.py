@@ -53,7 +53,7 @@ from fastleaf.utils.device import usable_cores  # noqa: E402
 from fastleaf.train.precision import amp_is_fast  # noqa: E402
 from fastleaf.train.loop import train_one_epoch  # noqa: E402
 from fastleaf.train.precision import create_precision  # noqa: E402
-from fastleaf.train.trainer import build_model  # noqa: E402
+from fastleaf.train.build import build_model  # noqa: E402
 from fastleaf.utils.atomic import write_text_atomic  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leafsnap-fg176"

@@ -168,7 +168,7 @@ def default_rows() -> list[Row]:
     from .loaders import resolve_backend
     from .train.precision import amp_is_fast, create_precision
     from .loaders.cpu_split import plan_split
-    from .train.trainer import with_speed_defaults
+    from .train.build import with_speed_defaults
     from .utils.device import resolve_device
 
     base = TrainConfig()

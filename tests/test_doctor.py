@@ -62,7 +62,7 @@ def test_the_cpu_kind_switch_makes_the_defaults_act_as_that_kind(monkeypatch, ki
     assert rows[("cpu", "defaults as")].why.startswith(f"{CPU_KIND_VARIABLE}={kind}")
     # the CPU's real capability is still reported as it is
     assert rows[("cpu", "native bf16")].value == ("yes" if cpu_has_native_bf16() else "no")
-    from fastleaf.train.trainer import with_speed_defaults
+    from fastleaf.train.build import with_speed_defaults
     from fastleaf.config import TrainConfig
 
     cfg = with_speed_defaults(TrainConfig(), torch.device("cpu"))

@@ -13,7 +13,7 @@ from fastleaf.data.augment import AugmentSpec
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, Shard, create_loader
 from fastleaf.loaders.base import balanced_weights, epoch_order
-from fastleaf.train.trainer import class_weights, training_loss
+from fastleaf.train.build import class_weights, training_loss
 
 SKEWED = np.array([0] * 80 + [1] * 15 + [2] * 5)
 

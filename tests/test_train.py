@@ -145,14 +145,14 @@ def load_table_rows(run_dir):
 
 
 def test_unset_speed_flags_take_the_device_defaults(monkeypatch):
-    from fastleaf.train import precision, trainer
+    from fastleaf.train import build, precision
 
     cpu = torch.device("cpu")
     for native in (False, True):
         monkeypatch.setattr(precision, "amp_is_fast", lambda device, native=native: native)
-        cfg = trainer.with_speed_defaults(resolve_config(), cpu)
+        cfg = build.with_speed_defaults(resolve_config(), cpu)
         assert (cfg.amp, cfg.channels_last) == (native, True)
-    explicit = trainer.with_speed_defaults(resolve_config(amp=False, channels_last=False), cpu)
+    explicit = build.with_speed_defaults(resolve_config(amp=False, channels_last=False), cpu)
     assert (explicit.amp, explicit.channels_last) == (False, False)
 
 

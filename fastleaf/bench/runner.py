@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def build_case_model(name: str, flags, num_classes: int, settings: "BenchSettings",
                      device: torch.device) -> nn.Module:
     """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
-    from ..train.trainer import build_model
+    from ..train.build import build_model
 
     cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
                       img_size=settings.img_size)

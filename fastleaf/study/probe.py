@@ -16,7 +16,7 @@ from ..models.data_config import resolve_data_config
 from ..train.loop import predict_logits, train_one_epoch
 from ..train.optim import create_optimizer
 from ..train.precision import create_precision
-from ..train.trainer import build_loaders, build_model, check_input_size, with_speed_defaults
+from ..train.build import build_loaders, build_model, check_input_size, with_speed_defaults
 from ..utils.device import configure_device, resolve_device, seed_everything, synchronize
 from .budget import Timing
 

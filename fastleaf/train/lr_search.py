@@ -22,7 +22,7 @@ from ..train.optim import create_optimizer
 from ..train.precision import create_precision
 from ..utils.console import console
 from ..utils.device import configure_device, resolve_device, seed_everything
-from .trainer import build_loaders, build_model, with_speed_defaults
+from .build import build_loaders, build_model, with_speed_defaults
 
 
 @dataclass

@@ -12,6 +12,8 @@ from fastleaf.config import resolve_config
 from fastleaf.train import kfold
 from fastleaf.train.trainer import fit
 
+from test_guards import one_line_error   # the suite's one reader of a one-line error
+
 PREDICT = ["--device", "cpu", "--workers", "0", "--tta", "none"]
 
 
@@ -24,14 +26,6 @@ def quick(data, out, **kw):
 
 def snapshot(root):
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def one_line_error(capsys) -> str:
-    out = capsys.readouterr().out
-    assert "Traceback" not in out
-    lines = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, out
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -104,7 +104,6 @@ class SavedRun:
             loader: a backend name (``fastleaf.config.LOADERS``); auto picks per device.
             workers: loader processes; ``None`` takes the device's default.
         """
-        backend, _ = resolve_backend(loader, device)
         batch_size = self.config.batch_size if batch_size is None else batch_size
         layout = self.config.channels_last if channels_last is None else channels_last
         workers = default_workers(device) if workers is None else workers
@@ -115,6 +114,7 @@ class SavedRun:
             # a backend that fails to start hands over to the next choice with one line
             choices = Choices([name for name, _ in auto_choices(device)])
             return create_auto_loader(samples, eval_spec(self.data), options, choices)
+        backend, _ = resolve_backend(loader, device)
         return create_loader(samples, eval_spec(self.data), options, backend)
 
 

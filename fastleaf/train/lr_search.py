@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch.nn as nn
+import numpy as np
 
 from ..config import TrainConfig
 from ..data.table import load_table
@@ -22,7 +22,7 @@ from ..train.optim import create_optimizer
 from ..train.precision import create_precision
 from ..utils.console import console
 from ..utils.device import configure_device, resolve_device, seed_everything
-from .build import build_loaders, build_model, with_speed_defaults
+from .build import build_loaders, build_model, training_loss, with_speed_defaults
 
 
 @dataclass
@@ -43,13 +43,13 @@ def lr_range_test(cfg: TrainConfig, out: str | Path | None = None, *, steps: int
     table = load_table(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, fold=cfg.fold,
                        folds=cfg.folds, group_near_duplicates=cfg.group_near_duplicates)
     precision = create_precision(cfg.amp, device, cfg.amp_dtype)
-    # training views only; the sweep is short, so the loader is the run's without validation
-    train_loader, _, _, _ = build_loaders(replace(cfg, val_fraction=0.0), table, device,
-                                          precision)
+    # the training rows only: no validation loader is built (a cache would decode it for nothing)
+    no_val = replace(table, val=table.val.subset(np.zeros(0, dtype=np.int64)))
+    train_loader, _, _, _ = build_loaders(cfg, no_val, device, precision)
     model, runnable = build_model(cfg, table.num_classes, device)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay,
                                  cfg.backbone_lr, cfg.layer_decay)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_fn = training_loss(cfg, table, device)      # the run's own (class weights too)
     console.print(f"lr range test: {cfg.model}, {steps} steps from {start:g} to {end:g} "
                   f"(batch {cfg.batch_size}, {cfg.optimizer})")
     result = sweep(runnable, train_loader, optimizer, precision, loss_fn, start=start, end=end,

@@ -290,7 +290,8 @@ def auto_lr(cfg: TrainConfig, info: DistInfo) -> TrainConfig:
                          "first and pass its rate with --lr")
     from .lr_search import lr_range_test      # it builds what this module builds
 
-    search = lr_range_test(replace(cfg, lr=3e-4 if cfg.optimizer != "sgd" else 1e-2))
+    # the optimizer needs a number to build; the sweep sets every group's rate itself
+    search = lr_range_test(replace(cfg, lr=1.0))
     if search.result.suggestion is None:
         raise UsageError(f"--lr auto: the range test could not suggest a rate "
                          f"({search.result.stopped}); give --lr")

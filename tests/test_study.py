@@ -8,12 +8,12 @@ import pytest
 from fastleaf.cli import main
 from fastleaf.data.table import split_indices
 from fastleaf.errors import UsageError
-from fastleaf.study.budget import (Timing, eta_s, model_seconds, quick_plan, split_counts,
-                                   work_for)
+from fastleaf.study.budget import Timing, model_seconds, quick_plan, split_counts, work_for
 from fastleaf.study.plan import (MODELS, Plan, StudyOptions, run_state, subset_rows,
                                  write_manifest)
 from fastleaf.study.stats import mcnemar
 from fastleaf.study.tables import claim_sentences, is_classify_leaves, pairwise
+from fastleaf.utils.eta import time_left
 
 FAKE = {"cnn": Timing("cnn", setup_s=2.0, train_step_s=0.5, eval_batch_s=0.2, check_s=0.01),
         "vgg16": Timing("vgg16", setup_s=4.0, train_step_s=3.0, eval_batch_s=1.0)}
@@ -62,9 +62,9 @@ def test_quick_plan_takes_the_largest_subset_that_fits():
 
 
 def test_eta_scales_the_rest_by_how_the_finished_models_went():
-    assert eta_s([10, 20, 30], []) == 60
-    assert eta_s([10, 20, 30], [20]) == pytest.approx(100)     # twice as slow as estimated
-    assert eta_s([10, 20, 30], [20, 20, 30]) == 0
+    assert time_left([10, 20, 30], []) == 60
+    assert time_left([10, 20, 30], [20]) == pytest.approx(100)     # twice as slow as estimated
+    assert time_left([10, 20, 30], [20, 20, 30]) == 0
 
 
 def test_run_state(tmp_path):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..utils.eta import duration, time_left
+
 # default budget of a bare `fastleaf bench` on a CPU: its four models take tens of minutes there
 CPU_BUDGET_S = 240.0
 # the probe's batch on a CPU: a step's time grows about linearly with the batch there, so a
@@ -75,39 +77,27 @@ def fit_budget(cases: list[Case], estimates: list[float], budget: float | None,
 
 
 class Eta:
-    """Time left, from the estimates of the cases not run yet scaled by how long the finished
-    ones took against their estimates."""
+    """Time left while cases finish (:func:`~fastleaf.utils.eta.time_left`)."""
 
     def __init__(self, estimates: list[float]):
         self.estimates = list(estimates)
-        self.done = 0
-        self.spent = 0.0          # actual seconds of finished cases
-        self.expected = 0.0       # their estimates
+        self.actuals: list[float] = []     # wall seconds of the finished cases, in order
+
+    @property
+    def done(self) -> int:
+        return len(self.actuals)
 
     def finished(self, seconds: float) -> None:
-        self.spent += seconds
-        self.expected += self.estimates[self.done]
-        self.done += 1
+        self.actuals.append(seconds)
 
     @property
     def ratio(self) -> float:
-        return self.spent / self.expected if self.expected > 0 and self.spent > 0 else 1.0
+        expected, spent = sum(self.estimates[:self.done]), sum(self.actuals)
+        return spent / expected if expected > 0 and spent > 0 else 1.0
 
     @property
     def left(self) -> float:
-        return sum(self.estimates[self.done:]) * self.ratio
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``3 min 5 s``, ``1 h 2 min``."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+        return time_left(self.estimates, self.actuals)
 
 
 def describe(plan: Plan, budget: float | None, probe_s: float) -> list[str]:

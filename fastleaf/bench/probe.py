@@ -15,7 +15,8 @@ from dataclasses import replace
 import torch
 
 from ..utils.console import console
-from .plan import (CPU_PROBE_BATCH, Case, Eta, Plan, case_seconds, describe, duration,
+from ..utils.eta import duration
+from .plan import (CPU_PROBE_BATCH, Case, Eta, Plan, case_seconds, describe,
                    fit_budget)
 from .runner import build_case_model, mode_runner
 

@@ -124,7 +124,8 @@ def best_per_model(rows: list[dict]) -> list[dict]:
 def print_summary(result) -> None:
     """The figures people compare, last: per model the best loader and its efficiency; the
     estimate against the time taken; how to run what the budget left out."""
-    from .plan import duration, how_to_run_skipped
+    from ..utils.eta import duration
+    from .plan import how_to_run_skipped
 
     for row in best_per_model(result.rows):
         eff = "" if row["efficiency"] is None else \

@@ -106,24 +106,3 @@ def quick_plan(timings: dict[str, Timing], labels, batch_size: int, val_fraction
 
 def max_count(labels) -> int:
     return int(np.unique(np.asarray(labels), return_counts=True)[1].max())
-
-
-def eta_s(estimates: list[float], actuals: list[float]) -> float:
-    """Seconds left: the estimates of the models still to train, scaled by how the finished
-    ones compared with theirs (``actuals`` are the first models' wall times)."""
-    done = len(actuals)
-    left = sum(estimates[done:])
-    spent_estimate = sum(estimates[:done])
-    if done and spent_estimate > 0:
-        left *= sum(actuals) / spent_estimate
-    return left
-
-
-def minutes(seconds: float) -> str:
-    """``1 h 05 min``, ``12 min 30 s`` or ``45 s``."""
-    seconds = max(0, int(round(seconds)))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"

@@ -15,11 +15,11 @@ from ..data.table import read_csv, resolve_layout
 from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
 from ..utils.console import console
+from ..utils.eta import duration
 from ..viz.charts import curve_chart
 from ..viz.confusion import validation_predictions
 from ..viz.render import Section, html_page, markdown_page
 from ..viz.runs import read_runs
-from .budget import minutes
 from .plan import Plan, StudyOptions
 from .stats import ALPHA, RESAMPLES
 from .tables import (PAIRS, TABLE3, claim_sentences, is_classify_leaves, pair_rows, pairwise,
@@ -95,8 +95,8 @@ def budget_rows(plan: Plan, models) -> list[dict]:
     rows = []
     for model in models:
         est, act = plan.estimate_s.get(model), plan.actual_s.get(model)
-        rows.append({"model": model, "estimated": minutes(est) if est is not None else "-",
-                     "took": minutes(act) if act is not None else "-"})
+        rows.append({"model": model, "estimated": duration(est) if est is not None else "-",
+                     "took": duration(act) if act is not None else "-"})
     return rows
 
 

@@ -21,8 +21,8 @@ from ..config import TrainConfig
 from ..data.table import read_csv, resolve_layout
 from ..errors import UsageError
 from ..utils.console import console
-from .budget import (QUICK_EPOCHS, estimate, eta_s, minutes, quick_plan, split_counts,
-                     work_for)
+from ..utils.eta import duration, time_left
+from .budget import QUICK_EPOCHS, estimate, quick_plan, split_counts, work_for
 from .plan import (MANIFEST, SUBSET, Plan, StudyOptions, check_options, check_same,
                    model_config, read_manifest, run_state, write_manifest, write_subset)
 
@@ -56,7 +56,7 @@ def run_study(options: StudyOptions, *, dry_run: bool = False, probe_steps: int 
     start = time.perf_counter()
     timings = measure(options, todo, probe_steps)
     spent = time.perf_counter() - start
-    console.print(f"measured {len(todo)} model(s) in {minutes(spent)}")
+    console.print(f"measured {len(todo)} model(s) in {duration(spent)}")
     if plan is None:
         plan = choose_plan(options, timings, labels.tolist(), spent)
     seconds = remaining_seconds(options, plan, timings, labels.tolist(), states)
@@ -104,8 +104,8 @@ def choose_plan(options: StudyOptions, timings: dict, labels: list[str],
     chosen = quick_plan(timings, labels, batch, TrainConfig.val_fraction, left, options.epochs)
     if not chosen.fits:
         console.print(f"[yellow]note: even {chosen.per_class} images per class and "
-                      f"{chosen.epochs} epoch(s) are estimated at {minutes(chosen.total_s)}, "
-                      f"over the {minutes(max(left, 0))} the {options.budget_min:g} min budget "
+                      f"{chosen.epochs} epoch(s) are estimated at {duration(chosen.total_s)}, "
+                      f"over the {duration(max(left, 0))} the {options.budget_min:g} min budget "
                       f"leaves after measuring[/yellow]")
     data = str((Path(options.out) / SUBSET).resolve()) if chosen.per_class else train_data
     return Plan(epochs=chosen.epochs, per_class=chosen.per_class, train_data=data)
@@ -150,8 +150,8 @@ def print_plan(options: StudyOptions, plan: Plan, states: dict, seconds: dict,
         t = timings.get(model)
         table.add_row(model, states[model], f"{t.train_step_s:.2f}" if t else "-",
                       f"{t.eval_batch_s:.2f}" if t else "-",
-                      minutes(seconds[model]) if model in seconds else "-")
-    table.add_row("total", "", "", "", minutes(sum(seconds.values())))
+                      duration(seconds[model]) if model in seconds else "-")
+    table.add_row("total", "", "", "", duration(sum(seconds.values())))
     console.print(table)
     if options.quick and plan.epochs < QUICK_EPOCHS:
         console.print(f"[yellow]note: {plan.epochs} epoch(s) to fit the budget[/yellow]")
@@ -164,18 +164,18 @@ def train_models(options: StudyOptions, plan: Plan, todo: list[str], states: dic
     estimates = [seconds[m] for m in todo]
     actuals: list[float] = []
     for i, model in enumerate(todo):
-        console.rule(f"[{i + 1}/{len(todo)}] {model}: about {minutes(estimates[i])}; "
-                     f"study left about {minutes(eta_s(estimates, actuals))}")
+        console.rule(f"[{i + 1}/{len(todo)}] {model}: about {duration(estimates[i])}; "
+                     f"study left about {duration(time_left(estimates, actuals))}")
         start = time.perf_counter()
         train(run_config(options, plan, model, states[model]))
         actuals.append(time.perf_counter() - start)
         plan.actual_s[model] = round(actuals[-1], 1)
         write_manifest(out, options, plan)
-        console.print(f"{model} took {minutes(actuals[-1])} (estimated "
-                      f"{minutes(estimates[i])})")
+        console.print(f"{model} took {duration(actuals[-1])} (estimated "
+                      f"{duration(estimates[i])})")
     if actuals:
-        console.print(f"trained {len(actuals)} model(s) in {minutes(sum(actuals))} (estimated "
-                      f"{minutes(sum(estimates))})")
+        console.print(f"trained {len(actuals)} model(s) in {duration(sum(actuals))} (estimated "
+                      f"{duration(sum(estimates))})")
 
 
 def run_config(options: StudyOptions, plan: Plan, model: str, state: str) -> TrainConfig:

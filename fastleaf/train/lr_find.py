@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .loop import optimizer_step
+
 SMOOTHING = 0.98          # exponential moving average of the loss (bias-corrected)
 DIVERGED = 4.0            # stop once the smoothed loss exceeds this many times its minimum
 SKIP_START = 5            # the first points are all noise and warm-up
@@ -77,6 +79,7 @@ def sweep(model: nn.Module, batches, optimizer: torch.optim.Optimizer, precision
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     result, average, best = SweepResult(), 0.0, math.inf
     model.train()
+    optimizer.zero_grad(set_to_none=True)
     try:
         for step, (images, labels) in zip(range(steps), cycle(batches)):
             lr = lr_at(step, steps, start, end)
@@ -112,16 +115,15 @@ def cycle(batches):
 
 
 def train_step(model, images, labels, optimizer, precision, loss_fn) -> float:
+    """One step of the training loop's own kind (forward under its autocast, the fp16 scaler,
+    :func:`~fastleaf.train.loop.optimizer_step`); the loss as a number."""
     with precision.autocast():
         loss = loss_fn(model(images).float(), labels)
-    optimizer.zero_grad(set_to_none=True)
     if precision.scaler is not None:
         precision.scaler.scale(loss).backward()
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
     else:
         loss.backward()
-        optimizer.step()
+    optimizer_step(model, optimizer, precision, grad_clip=0.0)
     return float(loss.detach())
 
 

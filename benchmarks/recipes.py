@@ -29,9 +29,12 @@ import json
 import platform
 import random
 import shutil
+import time
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
+
+import yaml
 
 from fastleaf.config import resolve_config
 from fastleaf.data.synth import make_synthetic
@@ -46,6 +49,10 @@ RECIPES = {
     "finetune-no-ema": ("finetune", {"model_ema": False}),
     "finetune-no-freeze": ("finetune", {"freeze_epochs": 0}),
     "finetune-no-augment": ("finetune", {"augment": "none"}),
+    "finetune-flat-lr": ("finetune", {"backbone_lr": 1.0}),
+    "finetune-no-regularise": ("finetune", {"drop_path": 0.0, "label_smoothing": 0.0}),
+    # the learning-rate range test picks --lr on each set instead of the recipe's fixed rate
+    "finetune-lr-auto": ("finetune", {"lr": "auto"}),
     # one optimizer, one rate for every layer, cosine: nothing else
     "adamw-cosine": (None, {"optimizer": "adamw", "lr": 1e-3, "scheduler": "cosine",
                             "warmup_epochs": 1, "augment": "none", "drop_path": 0.0}),
@@ -116,15 +123,20 @@ def build_set(name: str, work: Path, args) -> Path:
     raise SystemExit(f"unknown set {name!r}")
 
 
-def run_recipe(recipe: str, data: Path, out: Path, args) -> float:
-    """The best epoch's validation accuracy of ``recipe`` on ``data``."""
+def run_recipe(recipe: str, data: Path, out: Path, args) -> dict:
+    """``recipe`` trained on ``data``: the best epoch's validation accuracy, that epoch,
+    whether best.pt kept the weight average, the rate it trained with and its minutes."""
     source, options = RECIPES[recipe]
     common = dict(data=str(data), model=args.model, pretrained=args.pretrained,
                   epochs=args.epochs, img_size=args.img_size, batch_size=args.batch_size,
                   eval_metric="acc", seed=0, out=str(out), overwrite=True, progress=False,
                   tensorboard=False, check_data=False, device=args.device)
+    start = time.perf_counter()
     result = fit(resolve_config(source, **{**common, **options}))
-    return float(result.best["acc"])
+    lr = yaml.safe_load((result.run_dir / "config.yaml").read_text())["lr"]
+    return {"acc": float(result.best["acc"]), "epoch": result.best_epoch,
+            "ema": bool(result.best.get("ema", False)), "lr": float(lr),
+            "minutes": round((time.perf_counter() - start) / 60, 2)}
 
 
 def mean_ranks(scores: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -179,16 +191,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def run_all(args, recipes: list[str]) -> dict[str, dict[str, dict]]:
+    """Every recipe on every set; finished pairs are kept in ``--work``/done.json, so an
+    interrupted table resumes where it stopped."""
+    done_file = args.work / "done.json"
+    done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+    for name in args.sets.split(","):
+        data = build_set(name, args.work / "data", args)
+        for recipe in recipes:
+            if recipe in done.get(name, {}):
+                continue
+            row = run_recipe(recipe, data, args.work / "runs" / name / recipe, args)
+            done.setdefault(name, {})[recipe] = row
+            done_file.write_text(json.dumps(done, indent=1) + "\n")
+            print(f"{name} {recipe}: {row}", flush=True)
+    return {name: {r: done[name][r] for r in recipes} for name in args.sets.split(",")}
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     recipes = args.recipes.split(",")
-    scores: dict[str, dict[str, float]] = {}
-    for name in args.sets.split(","):
-        data = build_set(name, args.work / "data", args)
-        scores[name] = {r: run_recipe(r, data, args.work / "runs" / name / r, args)
-                        for r in recipes}
-        print(f"{name}: " + ", ".join(f"{r} {a:.3f}" for r, a in scores[name].items()),
-              flush=True)
+    details = run_all(args, recipes)
+    scores = {name: {r: row["acc"] for r, row in rows.items()} for name, rows in details.items()}
     text = table(scores, recipes)
     print(text)
     stem = f"recipes-{date.today().isoformat()}{'-toy' if args.toy else ''}"
@@ -201,7 +225,8 @@ def main(argv=None) -> None:
         f"{setup}. Validation accuracy of the best epoch; rank 1 is the best on a set.\n\n"
         f"{text}\n")
     (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"setup": setup, "scores": scores, "mean_rank": mean_ranks(scores)}, indent=1) + "\n")
+        {"setup": setup, "scores": scores, "runs": details,
+         "mean_rank": mean_ranks(scores)}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

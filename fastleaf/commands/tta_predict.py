@@ -123,5 +123,8 @@ def run_exported(args: argparse.Namespace) -> int:
                   f"(ONNX Runtime) in {result.seconds:.1f} s: {result.img_per_s:.1f} img/s")
     if probs_file:
         console.print(f"probabilities: {shown(probs_file)}")
-    console.print(f"submission: {shown(args.out)}")
+    from ..data.csv_source import layout_kind
+
+    kaggle = layout_kind(args.data) == "kaggle"
+    console.print(f"{'submission' if kaggle else 'image,label,probability'}: {shown(args.out)}")
     return 0

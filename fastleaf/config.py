@@ -9,16 +9,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .errors import FastleafError, MissingFileError
 
+if TYPE_CHECKING:
+    from .data.csv_source import CsvSource
+
 
 @dataclass
 class TrainConfig:
     # data
-    data: str | None = None
+    data: str | CsvSource | None = None   # a data folder, or a CSV (data/csv_source.py)
     val_fraction: float = 0.2     # 0: a final fit on every row, no validation
     fold: int | None = None
     folds: int | None = None
@@ -100,6 +104,12 @@ class TrainConfig:
         return make_config(check_keys(upgrade_keys(values, source), source), source)
 
 
+def is_source(value) -> bool:
+    from .data.csv_source import CsvSource
+
+    return isinstance(value, CsvSource)
+
+
 class ConfigError(FastleafError, ValueError):
     """An option of the wrong type or range, or a broken config file."""
 
@@ -172,6 +182,11 @@ def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
 
 def check_value(key: str, value, source: str) -> None:
     """Refuse a value of the wrong type or outside its range, naming where it came from."""
+    if key == "data" and (isinstance(value, dict) or is_source(value)):
+        from .data.csv_source import source_from_value
+
+        source_from_value(value, source)      # any CSV: a mapping of its file and columns
+        return
     annotation = {f.name: f.type for f in fields(TrainConfig)}[key]
     allowed = [TYPES[t.strip()] for t in str(annotation).split("|") if t.strip() in TYPES]
     if value is None:
@@ -205,6 +220,10 @@ def make_config(values: dict, source: str) -> TrainConfig:
         check_value(key, value, source)
     if isinstance(values.get("lr"), str) and values["lr"] != "auto":
         raise ConfigError(f"{source}: lr must be a number or auto, got {brief(values['lr'])}")
+    if isinstance(values.get("data"), dict):
+        from .data.csv_source import source_from_value
+
+        values = {**values, "data": source_from_value(values["data"], source)}
     cfg = TrainConfig(**values)
     if cfg.fold is not None and not cfg.folds:
         raise ConfigError(f"{source}: fold {cfg.fold} needs folds (--folds K) to say how the "

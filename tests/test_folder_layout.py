@@ -99,5 +99,7 @@ def test_train_kfold_evaluate_predict_and_check_on_a_folder_layout(tiny_data, tm
                  "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 18 and rows[0]["image"].startswith("test/")
+    assert list(rows[0]) == ["image", "label", "probability"]        # not a Kaggle submission
+    assert rows[0]["label"] in load_table(root).classes and 0 < float(rows[0]["probability"]) <= 1
     assert main(["predict", str(root / "test"), "--checkpoint", str(run), "--device", "cpu",
                  "--out", str(tmp_path / "photos.csv")]) == 0

@@ -142,12 +142,14 @@ def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, tmp_path, capsys):
 
 
 def test_failed_check_leaves_no_file(tiny_data, run_dir, tmp_path, monkeypatch):
-    real = runner.write_submission
+    from fastleaf.predict import submission
+
+    real = submission.write_submission
 
     def corrupt(out, images, labels, classes):
         return real(out, images, ["no_such_species"] + list(labels[1:]), classes)
 
-    monkeypatch.setattr(runner, "write_submission", corrupt)
+    monkeypatch.setattr(submission, "write_submission", corrupt)
     out = tmp_path / "sub.csv"
     with pytest.raises(SubmissionError, match="row 2: label 'no_such_species'"):
         runner.tta_predict(tiny_data, [run_dir], out=out, settings=FAST,

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import MissingFileError
-from .flags import add_deprecated
+from .flags import DATA_HELP, add_csv_arguments, add_deprecated, data_from_args
 
 NAME = "check-data"
 HELP = "check train.csv, test.csv and every image they name; exit 1 when there are errors"
@@ -17,8 +17,9 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
-                   "default: references/*.csv with images under data/")
+    p.add_argument("--data", help=f"{DATA_HELP}; default: references/*.csv with images "
+                   "under data/")
+    add_csv_arguments(p)
     p.add_argument("--classes", metavar="FILE",
                    help="valid class names: a checkpoint (.pt), a JSON list or one name a line; "
                    "default DATA/classes.json when present, else train.csv's labels")
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers > MAX_READERS:
         console.print(f"[yellow]note: --workers {args.workers} is more threads than reading "
                       f"files can use; reading with {MAX_READERS}[/yellow]", soft_wrap=True)
+    args.data = data_from_args(args)
     extra = [args.classes] if args.classes else []
     inputs = [*data_files(args.data), *extra]
     for flag, out in (("--out", args.out), ("--pairs-out", args.pairs_out)):

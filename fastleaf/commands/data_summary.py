@@ -10,8 +10,10 @@ HELP = "count rows, classes and per-class images; check image sizes, modes and d
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True,
-                   help="Kaggle-layout folder (train.csv, test.csv, images/)")
+    from .flags import DATA_HELP, add_csv_arguments
+
+    p.add_argument("--data", help=DATA_HELP)
+    add_csv_arguments(p)
     p.add_argument("--sample", type=int, help="inspect this many random images (default: all)")
     p.add_argument("--top", type=int, default=10, help="classes in the head and tail lists (10)")
     p.add_argument("--seed", type=int, default=0, help="seeds --sample (0)")
@@ -62,9 +64,13 @@ def print_data_summary(info: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.summary import summarize_data
+    from .flags import data_from_args
 
+    data = data_from_args(args)
+    if data is None:
+        raise UsageError("name the data: --data DIR, or --csv FILE (any CSV)")
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample must be at least 1, got {args.sample}")
-    print_data_summary(summarize_data(args.data, sample=args.sample, seed=args.seed,
+    print_data_summary(summarize_data(data, sample=args.sample, seed=args.seed,
                                       top=args.top))
     return 0

@@ -54,3 +54,48 @@ LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else cache-gpu fo
                "fits in RAM, else torchvision; the reason is printed), "
                "dali, torchvision (streams from disk), cache-ram / cache-gpu (decode every "
                "image once into RAM / GPU memory)")
+
+
+DATA_HELP = ("data folder: Kaggle layout (train.csv, test.csv, images/) or folder-per-class "
+             "(train/<class>/, optional val/ and test/, or bare <class>/ folders)")
+
+
+def add_csv_arguments(p, *, csv_help: str | None = None, root_default: str = "the CSV's folder",
+                      test: bool = True) -> None:
+    """``--csv FILE --image-col NAME --label-col NAME [--images-root DIR] [--test-csv FILE]``:
+    any CSV as the data set instead of ``--data`` (:mod:`fastleaf.data.csv_source`);
+    ``csv_help`` and ``root_default`` say what they mean where a command gives ``--csv``
+    another use."""
+    p.add_argument("--csv", metavar="FILE", help=csv_help or (
+        "any CSV as the data set instead of --data: one row per image, a column of image "
+        "paths and one of labels (rows with an empty label are the test set)"))
+    p.add_argument("--image-col", metavar="NAME",
+                   help="with --csv: the column of image paths (image)")
+    p.add_argument("--label-col", metavar="NAME",
+                   help="with --csv: the column of labels, any text (label)")
+    p.add_argument("--images-root", metavar="DIR",
+                   help=f"with --csv: the folder its image paths are relative to "
+                        f"({root_default})")
+    if test:
+        p.add_argument("--test-csv", metavar="FILE",
+                       help="with --csv: the images to predict, a CSV with the same image "
+                            "column (default: the --csv rows without a label)")
+
+
+def data_from_args(args):
+    """``--data``, or the :class:`CsvSource` the ``--csv`` flags describe."""
+    from ..errors import UsageError
+
+    given = [f"--{k.replace('_', '-')}" for k in ("image_col", "label_col", "images_root",
+                                                   "test_csv") if getattr(args, k, None)]
+    if getattr(args, "csv", None) is None:
+        if given:
+            raise UsageError(f"{given[0]} describes a CSV: give it with --csv FILE")
+        return args.data
+    if args.data is not None:
+        raise UsageError(f"--data {args.data} and --csv {args.csv} name two data sets; give "
+                         f"one")
+    from ..data.csv_source import CsvSource
+
+    return CsvSource.create(args.csv, args.image_col, args.label_col, args.images_root,
+                            getattr(args, "test_csv", None))

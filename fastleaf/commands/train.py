@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .flags import LOADER_HELP, add_deprecated, cache_loader
+from .flags import DATA_HELP, LOADER_HELP, add_csv_arguments, add_deprecated, cache_loader
 
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
@@ -23,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration (YAML, flags applied) and exit")
     g = p.add_argument_group("data")
-    g.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/); "
-                   "default: references/*.csv with images under data/")
+    g.add_argument("--data", help=f"{DATA_HELP}; default: references/*.csv with images under "
+                   "data/")
+    add_csv_arguments(g)
     g.add_argument("--val-fraction", type=float,
                    help=f"validation share per class ({D.val_fraction}); "
                    "0 trains on every row with no validation (a final fit: best.pt = last epoch)")
@@ -172,7 +173,9 @@ def on_off(value: bool) -> str:
 
 def config_from_args(args: argparse.Namespace):
     from ..config import KEYS, resolve_config
+    from .flags import data_from_args
 
+    args.data = data_from_args(args)
     overrides = {k: v for k, v in vars(args).items() if k in KEYS}
     if args.resume:
         from ..train.resume import resume_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..predict.settings import PredictSettings
-from .flags import LOADER_HELP, add_deprecated
+from .flags import LOADER_HELP, add_csv_arguments, add_deprecated, data_from_args
 
 NAME = "tta-predict"
 TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
@@ -73,8 +73,10 @@ def settings_from_args(args: argparse.Namespace):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..predict import TTA_NAMES
 
-    p.add_argument("--data", help="Kaggle-layout folder holding test.csv; "
-                   "default: references/test.csv with images under data/")
+    p.add_argument("--data", help="data folder holding the test images: Kaggle layout "
+                   "(test.csv) or folder-per-class (test/); default: references/test.csv with "
+                   "images under data/")
+    add_csv_arguments(p)
     p.add_argument("--tta", choices=TTA_NAMES, default=PredictSettings.tta, help=TTA_HELP)
     p.add_argument("--out", default="submission.csv", help="submission file (submission.csv)")
     p.add_argument("--save-probs", metavar="FILE",
@@ -88,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..utils.console import console, shown
 
+    args.data = data_from_args(args)
     if check_model_choice(args):
         return run_exported(args)
     from ..predict.runner import tta_predict
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                   f"checkpoint(s) in {out.seconds:.1f} s: {result.img_per_s:.1f} img/s")
     if result.probs_file:
         console.print(f"probabilities: {shown(result.probs_file)}")
-    console.print(f"submission: {shown(result.out)}")
+    what = "submission" if len(result.columns) == 2 else ",".join(result.columns)
+    console.print(f"{what}: {shown(result.out)}")
     return 0
 
 
@@ -119,5 +123,8 @@ def run_exported(args: argparse.Namespace) -> int:
                   f"(ONNX Runtime) in {result.seconds:.1f} s: {result.img_per_s:.1f} img/s")
     if probs_file:
         console.print(f"probabilities: {shown(probs_file)}")
-    console.print(f"submission: {shown(args.out)}")
+    from ..data.csv_source import layout_kind
+
+    kaggle = layout_kind(args.data) == "kaggle"
+    console.print(f"{'submission' if kaggle else 'image,label,probability'}: {shown(args.out)}")
     return 0

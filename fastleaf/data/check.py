@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..utils.atomic import atomic_path
 from .check_images import ERROR, WARNING, FileInfo, inspect_files
+from .csv_source import data_folder
 from .table import (DataError, NameTooLong, csv_line, image_path, load_classes,
                     resolve_layout, spaced_twins)
 from .table import read_frame as read_table_frame
@@ -351,8 +352,8 @@ def check_data(data_dir, *, classes: list[str] | None = None, decode: bool = Tru
     rule = "train.csv's own labels (typo rule)"
     if classes is not None:
         rule = "the given class list"
-    elif data_dir is not None and (Path(data_dir) / "classes.json").is_file():
-        classes, rule = load_classes(Path(data_dir) / "classes.json"), "classes.json"
+    elif data_dir is not None and (data_folder(data_dir) / "classes.json").is_file():
+        classes, rule = load_classes(data_folder(data_dir) / "classes.json"), "classes.json"
     train_frame = read_frame(layout.train_csv, ("image", "label"), True, findings)
     test_frame = read_frame(layout.test_csv, ("image",), False, findings)
     train = [] if train_frame is None else frame_rows(train_frame, layout.train_csv,

@@ -116,10 +116,15 @@ def is_folder_layout(root: Path) -> bool:
     return "train" in folders or len(folders) >= 2
 
 
-def cache_dir(root: Path) -> Path:
+def layouts_dir() -> Path:
+    """Where the views of folder trees and CSVs are kept, outside every data folder."""
     base = Path(os.environ.get("FASTLEAF_CACHE") or Path.home() / ".cache" / "fastleaf")
+    return base / "layouts"
+
+
+def cache_dir(root: Path) -> Path:
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return base / "layouts" / f"{root.resolve().name}-{key}"
+    return layouts_dir() / f"{root.resolve().name}-{key}"
 
 
 def csv_text(header: list[str], rows) -> str:

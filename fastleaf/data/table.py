@@ -1,6 +1,6 @@
 """CSV -> table: image paths, labels, the class list, the train/validation split and k folds.
 
-Two layouts are understood:
+Read here (folder trees and any CSV through a Kaggle-layout view: :mod:`.csv_source`):
 
 * the Kaggle zip (``--data DIR``): ``DIR/train.csv`` (``image,label``), ``DIR/test.csv``
   (``image``), ``DIR/images/*.jpg``, optionally ``DIR/sample_submission.csv``;
@@ -77,6 +77,7 @@ class Layout:
     train_csv: Path
     test_csv: Path
     image_root: Path
+    sources: tuple[Path, ...] = ()     # the user's CSVs a view was indexed from (inputs)
 
 
 @dataclass
@@ -107,15 +108,12 @@ def resolve_layout(data_dir: str | os.PathLike | None, project_root: Path | None
         root = Path(project_root or Path.cwd())
         return Layout(root / "references" / "train.csv", root / "references" / "test.csv",
                       root / "data")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
-    from .folders import index_tree, is_folder_layout
+    from .csv_source import view_layout
 
-    if is_folder_layout(root):
-        # folder-per-class data: an index of the tree stands in for the CSVs
-        train_csv, test_csv = index_tree(root)
-        return Layout(train_csv, test_csv, root)
+    view = view_layout(data_dir)      # any CSV or a folder-per-class tree: an index of it
+    if view is not None:
+        return view
+    root = Path(data_dir)
     return Layout(root / "train.csv", root / "test.csv", pointed_image_root(root))
 
 
@@ -374,7 +372,8 @@ def data_files(data_dir) -> list[Path]:
     """Every file the data set consists of: the CSVs, the class list and each image named in
     them (outputs must never be one of these)."""
     layout = resolve_layout(data_dir)
-    files = [layout.train_csv, layout.test_csv, layout.image_root / "classes.json"]
+    files = [layout.train_csv, layout.test_csv, layout.image_root / "classes.json",
+             *layout.sources]
     for csv in (layout.train_csv, layout.test_csv):
         frame, _ = read_frame(csv, ("image",))
         if frame is not None:

@@ -142,7 +142,7 @@ def tta_predict_onnx(data_dir, model: str | Path, *, out: str | Path = "submissi
     """test.csv -> a checked submission (and optionally the probabilities), from an export."""
     from ..data.table import data_files
     from ..predict.submission import (probs_format, read_test_samples, require_images,
-                                      write_probs, write_submission)
+                                      write_predictions, write_probs)
 
     if save_probs:
         probs_format(save_probs)
@@ -158,7 +158,7 @@ def tta_predict_onnx(data_dir, model: str | Path, *, out: str | Path = "submissi
     result = OnnxPrediction(list(samples.paths), onnx_model.info, probs,
                             time.perf_counter() - start, 1)
     classes = onnx_model.info.classes
-    write_submission(out, samples.images, [classes[i] for i in probs.argmax(-1)], classes)
+    write_predictions(out, data_dir, samples.images, probs, classes)
     probs_file = (write_probs(save_probs, samples.images, probs, classes)
                   if save_probs else None)
     return result, probs_file

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig, load_yaml
+from ..data.csv_source import CsvSource
 from ..data.table import (Samples, Table, check_fingerprint, csv_row, load_table,
                           resolve_layout)
 from ..errors import UsageError
@@ -148,7 +149,8 @@ def split_key(config: TrainConfig, recorded: frozenset[str], data_dir=None) -> t
     ``recorded``: the option names its config holds; ``data_dir`` replaces its data folder."""
     c = config
     data = data_dir if data_dir is not None else c.data
-    data = None if data is None else str(data)
+    # a folder by its name (str or Path alike); a CSV source as itself (data/csv_source.py)
+    data = data if data is None or isinstance(data, CsvSource) else str(data)
     if c.folds:
         # runs saved before near-duplicate grouping existed were split without it
         grouped = "group_near_duplicates" in recorded and c.group_near_duplicates

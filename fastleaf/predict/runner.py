@@ -18,7 +18,7 @@ from .blend import blend_ensemble
 from .ensemble import EnsembleOutput, Member, PredictSettings, ensemble_probs, load_members
 # the test rows are read where the submission is written (free of torch, for exported models)
 from .submission import (probs_format, read_test_samples, require_images,  # noqa: F401
-                         write_probs, write_submission)
+                         write_predictions, write_probs)
 
 
 @dataclass
@@ -28,6 +28,7 @@ class PredictResult:
     members: list[Member]
     output: EnsembleOutput
     probs_file: Path | None = None
+    columns: tuple[str, ...] = ("image", "label")     # a submission, else with probability
 
     @property
     def img_per_s(self) -> float:
@@ -47,10 +48,12 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
                 weights=None, settings: PredictSettings | None = None,
                 save_probs: str | Path | None = None,
                 blend: str | Path | None = None) -> PredictResult:
-    """Predict every test.csv row and write the submission (and optionally the probabilities).
+    """Predict every test row and write the submission (and optionally the probabilities).
 
     Args:
-        data_dir: Kaggle-layout folder holding test.csv, or None for ``references/test.csv``.
+        data_dir: Kaggle-layout folder holding test.csv, or None for ``references/test.csv``;
+            a folder-per-class tree or a CSV source (their test rows), written as
+            ``image,label,probability`` (:func:`write_predictions`).
         checkpoints: ``best.pt`` files, run folders or folders of fold runs.
         out: submission path (written atomically, after it is checked).
         weights: per-checkpoint weights (``"1,2"`` or a list), see ``load_members``.
@@ -83,10 +86,9 @@ def tta_predict(data_dir, checkpoints: Sequence[str | Path], *, out: str | Path 
     else:
         output = ensemble_probs(members, samples, settings)[settings.tta]
     classes = members[0].classes
-    predicted = output.probs.argmax(-1).numpy()
-    labels = [classes[i] for i in predicted]
-    path = write_submission(out, samples.images, labels, classes)
+    probs = output.probs.float().numpy()
+    path, columns = write_predictions(out, data_dir, samples.images, probs, classes)
     probs_file = None
     if save_probs:
-        probs_file = write_probs(save_probs, samples.images, output.probs.numpy(), classes)
-    return PredictResult(path, len(labels), members, output, probs_file)
+        probs_file = write_probs(save_probs, samples.images, probs, classes)
+    return PredictResult(path, len(samples), members, output, probs_file, columns)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from ..data.table import DataError, Layout, Samples, read_csv, samples_from_frame
-from ..data.table import encode_labels
+from ..data.csv_source import data_folder, labelled_frame
+from ..data.table import DataError, Layout, Samples, encode_labels, samples_from_frame
 from ..errors import UsageError
 from ..train.metrics import METRIC_NAMES, classification_metrics
 from ..utils.console import console
@@ -37,10 +37,12 @@ class EvalResult:
     how: list[str]                           # how each member was run
 
 
-def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[str]) -> Samples:
-    """``image,label`` rows of ``csv``, image paths relative to ``data_dir``."""
+def labelled_csv_samples(csv: str | Path, data_dir: str | Path, classes: list[str],
+                         image_col: str = "image", label_col: str = "label") -> Samples:
+    """The ``image_col`` and ``label_col`` of every row of ``csv``, image paths relative to
+    ``data_dir``."""
     csv = Path(csv)
-    frame = read_csv(csv, ("image", "label"))
+    frame = labelled_frame(csv, image_col, label_col)
     try:
         labels, _ = encode_labels(frame["label"], classes)
     except DataError as err:
@@ -67,15 +69,18 @@ def _pooled(groups, ttas) -> tuple[dict, dict, torch.Tensor]:
 
 def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = PredictSettings.tta,
                          data_dir=None, csv=None, weights=None,
-                         settings: PredictSettings | None = None) -> EvalResult:
+                         settings: PredictSettings | None = None,
+                         columns: tuple[str, str] = ("image", "label"),
+                         images_root=None) -> EvalResult:
     """Score checkpoints (one run, fold runs or an ensemble) without TTA and with ``tta``.
 
     Args:
         checkpoints: ``best.pt`` files, run folders or folders of fold runs.
         tta: a TTA name (``fastleaf.predict.tta.TTA_NAMES``).
         data_dir: data folder; default: each run's own ``config["data"]``.
-        csv: a labelled ``image,label`` CSV (paths relative to ``data_dir``) instead of the
-            runs' validation splits.
+        csv: a labelled CSV instead of the runs' validation splits: its ``columns`` (image,
+            label), the image paths relative to ``images_root``, else ``data_dir``, else the
+            first run's own image folder.
         weights: per-checkpoint weights, see ``load_members``.
         settings: device, batch size, loader; precision and batch size default to the run's
             own, so ``tta="none"`` reproduces the training run's validation metrics.
@@ -86,8 +91,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = Predic
     classes = members[0].classes
     ttas = ["none"] if tta == "none" else ["none", tta]
     if csv is not None:
-        root = data_dir if data_dir is not None else members[0].train_config.data or "."
-        samples = labelled_csv_samples(csv, root, classes)
+        root = images_root or data_dir or data_folder(members[0].train_config.data) or "."
+        samples = labelled_csv_samples(csv, root, classes, *columns)
         groups = [(samples, ensemble_probs(members, samples, settings, ttas))]
         source = f"{csv} ({len(samples)} rows)"
     else:

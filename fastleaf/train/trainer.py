@@ -274,8 +274,9 @@ def fit(cfg: TrainConfig) -> RunResult:
         cfg = resolve_data_config(cfg)
         if cfg.lr == "auto":
             cfg = auto_lr(cfg, info)
-        if cfg.data is not None:
+        if isinstance(cfg.data, (str, os.PathLike)):
             # recorded absolute: evaluate and report find the same data from any folder
+            # (a CSV source holds absolute paths already)
             cfg = replace(cfg, data=os.path.abspath(cfg.data))
         return fit_on(with_speed_defaults(cfg, device), info, device)
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import FastleafError, MissingFileError
+from .recipes import SUFFIX, Recipe, describe, locate_config, recipe_file, recipe_names
 
 
 @dataclass
@@ -307,8 +308,6 @@ def option_values(data, label: str) -> dict:
 
 def load_config_source(source: str | Path) -> dict:
     """Option values of a ``--config`` value: a YAML file, or a built-in recipe's name."""
-    from .recipes import locate_config
-
     file, note = locate_config(source)
     if note:
         from rich.markup import escape
@@ -317,6 +316,17 @@ def load_config_source(source: str | Path) -> dict:
 
         console.print(f"[yellow]note: {escape(note)}[/yellow]")
     return option_values(read_yaml(file, str(file)), str(file))
+
+
+def load_recipe(name: str) -> Recipe:
+    """The built-in recipe ``name``: its description and the options it sets, checked."""
+    file = recipe_file(name)
+    text = file.read_text()
+    return Recipe(file.name[:-len(SUFFIX)], describe(text), parse_yaml(text, str(file)))
+
+
+def list_recipes() -> list[Recipe]:
+    return [load_recipe(name) for name in recipe_names()]
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:

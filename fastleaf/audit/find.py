@@ -180,7 +180,8 @@ def audit(data_dir, oof: OutOfFold | None = None, *, method: str = DEFAULT_METHO
         duplicates: also look for near-copies (a perceptual hash of every image).
         max_distance: hash bits that still count as one picture (dedup's default).
     """
-    from ..data.dedup import MAX_DISTANCE, find_near_duplicates
+    from ..data.dedup import MAX_DISTANCE
+    from ..data.near_duplicates import find_near_duplicates
 
     if oof is None and not duplicates:
         raise UsageError("nothing to audit: give a k-fold run (oof.csv) or keep the "

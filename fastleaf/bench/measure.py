@@ -224,8 +224,8 @@ def run_plan(plan: Plan, pool: LoaderPool, num_classes: int,
         if current != (case.model, case.flags):
             current, model = (case.model, case.flags), None
             try:
-                model = build_case_model(case.model, case.flags, num_classes, pool.settings,
-                                         pool.device)
+                model = build_case_model(case.model, case.flags, num_classes,
+                                         pool.settings.img_size, pool.device)
             except Exception as err:
                 record_failure(pool, f"{case.model} ({case.flags.label()})", err)
             precision = create_precision(case.flags.amp, pool.device)

@@ -2,8 +2,6 @@
 of training steps, prediction batches or the loader alone."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
@@ -11,17 +9,14 @@ from ..config import TrainConfig
 from ..errors import UsageError
 from ..train.precision import Precision
 
-if TYPE_CHECKING:
-    from .measure import BenchSettings
 
-
-def build_case_model(name: str, flags, num_classes: int, settings: "BenchSettings",
+def build_case_model(name: str, flags, num_classes: int, img_size: int,
                      device: torch.device) -> nn.Module:
     """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
     from ..train.build import build_model
 
     cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
-                      img_size=settings.img_size)
+                      img_size=img_size)
     return build_model(cfg, num_classes, device)[1]
 
 

@@ -25,7 +25,7 @@ from fastleaf.data.synth import make_synthetic
 from fastleaf.predict.run_folder import open_run
 from fastleaf.train.checkpoint import load_checkpoint
 from fastleaf.train.ema import create_ema
-from fastleaf.train.records import read_rows
+from fastleaf.utils.csv_rows import read_rows
 from fastleaf.train import trainer
 from fastleaf.train.trainer import fit
 

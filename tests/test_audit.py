@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fastleaf.audit.apply import excluded_rows, relabelled_rows
+from fastleaf.data.audit_rows import excluded_rows, relabelled_rows
 from fastleaf.audit.find import (audit, flipped_scores, label_issues, load_out_of_fold,
                                  plain_disagreement, train_lines)
 from fastleaf.cli import main

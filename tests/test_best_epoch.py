@@ -5,7 +5,8 @@ import pytest
 
 from fastleaf.config import TrainConfig, resolve_config, save_config
 from fastleaf.train.checkpoint import load_checkpoint
-from fastleaf.train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row, read_rows, write_rows
+from fastleaf.train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row
+from fastleaf.utils.csv_rows import read_rows, write_rows
 from fastleaf.viz.runs import comparison_rows, read_run
 
 # epoch 2 has the best accuracy, epoch 3 the best sum

@@ -62,7 +62,7 @@ def fast_run(tiny_data, tmp_path_factory):
 
 
 def test_each_epoch_scores_both_and_keeps_the_better(fast_run):
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     rows = read_rows(fast_run.run_dir / "metrics.csv")
     assert len(rows) == 3

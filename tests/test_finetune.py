@@ -122,7 +122,7 @@ def ema_run(tiny_data, tmp_path_factory):
 
 def test_best_checkpoint_holds_the_weights_it_names(ema_run):
     from fastleaf.train.checkpoint import load_checkpoint
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     last = load_checkpoint(ema_run / "last.pt")
     assert set(last["ema_model"]) == set(last["model"]) and last["ema"] is False

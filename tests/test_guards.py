@@ -15,8 +15,9 @@ from fastleaf.cli import main
 from fastleaf.config import ConfigError, resolve_config
 from fastleaf.errors import FastleafError
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
-from fastleaf.train.records import append_score, read_rows
+from fastleaf.train.records import append_score
 from fastleaf.train.trainer import fit
+from fastleaf.utils.csv_rows import read_rows
 
 FAST = ["--model", "cnn", "--img-size", "112", "--batch-size", "16", "--workers", "0",
         "--device", "cpu", "--no-progress", "--no-tensorboard", "--augment", "light"]

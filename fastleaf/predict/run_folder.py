@@ -161,7 +161,7 @@ def run_table(config: TrainConfig, recorded: frozenset[str], classes: list[str] 
     """The data table a run trained on: its split, its class list (``None``: the data's), and
     without the rows a ``--skip-bad`` or ``--exclude`` run left out (``folder/bad_rows.csv``)
     and with the labels a ``--relabel`` run changed (``folder/relabel.csv``)."""
-    from ..audit.apply import read_relabel
+    from ..data.audit_rows import read_relabel
 
     data, _, seed, fold, folds, grouped = split_key(config, recorded, data_dir)
     dropping = config.skip_bad or config.exclude

@@ -20,8 +20,8 @@ from rich.table import Table
 from ..config import TrainConfig
 from ..errors import UsageError
 from ..utils.console import console
+from ..utils.csv_rows import write_rows
 from .oof import OutOfFold, predict_out_of_fold, write_out_of_fold
-from .records import write_rows
 from .trainer import RunResult, fit
 
 FOLD_METRICS = ("val_loss", "acc", "f1_macro", "kappa", "sum", "img_per_s")

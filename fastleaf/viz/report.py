@@ -16,9 +16,9 @@ import numpy as np
 
 from ..data.table import DataError
 from ..train.metrics import classification_metrics
-from ..train.records import write_rows
 from ..utils.atomic import write_text_atomic, writing
 from ..utils.console import console
+from ..utils.csv_rows import write_rows
 from .charts import curve_chart, distribution_chart, pairs_chart, worst_chart
 from .confusion import (confused_pairs, confusion, run_table, validation_predictions,
                         worst_classes)

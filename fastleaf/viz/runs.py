@@ -12,7 +12,8 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import MissingFileError, UsageError
 from ..predict.run_folder import read_folder_config
-from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row, read_rows
+from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row
+from ..utils.csv_rows import read_rows
 
 # the paper's Table 3, plus how the speed was reached
 TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_epoch",

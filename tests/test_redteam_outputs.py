@@ -9,7 +9,7 @@ import pytest
 
 from fastleaf.cli import main
 from fastleaf.config import resolve_config
-from fastleaf.train import kfold
+from fastleaf import kfold
 from fastleaf.train.trainer import fit
 
 from test_guards import one_line_error   # the suite's one reader of a one-line error

@@ -33,7 +33,7 @@ import pandas as pd
 from ..data.table import DataError, csv_line, read_frame, resolve_layout
 from ..errors import UsageError
 from . import DEFAULT_METHOD, METHODS
-from ..train.oof import OOF_CSV, OutOfFold, read_out_of_fold
+from ..predict.oof import OOF_CSV, OutOfFold, read_out_of_fold
 
 AUDIT_CSV = "audit.csv"
 AUDIT_COLUMNS = ("image", "csv", "line", "given_label", "suggested_label", "score", "reason",

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..predict.blend import blend_runs, write_blend
-    from ..train.oof import OOF_CSV, OOF_PROBS
+    from ..predict.oof import OOF_CSV, OOF_PROBS
     from ..utils.paths import output_file
 
     output_file(args.out, "--out", [Path(r) / name for r in args.runs

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.pseudo import pseudo_label
+    from ..predict.pseudo import pseudo_label
     from ..utils.console import console, shown
     from .tta_predict import settings_from_args
 

@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         return launch_torchrun(args.nproc, args._argv)
     if cfg.folds and cfg.fold is None:
         # --folds without --fold: every fold, then the folds' mean ± std
-        from ..train.kfold import fit_folds, print_folds
+        from ..kfold import fit_folds, print_folds
 
         print_folds(fit_folds(cfg))
         return 0

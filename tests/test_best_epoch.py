@@ -58,7 +58,7 @@ def test_trainer_keeps_the_epoch_best_row_names(tiny_data, tmp_path):
 
 
 def test_report_table_names_the_best_acc_epoch(tmp_path):
-    from fastleaf.viz.report import build_report
+    from fastleaf.report.build import build_report
 
     run = fake_run(tmp_path / "acc", "acc")
     written = build_report([run], tmp_path / "report", confusion=False)

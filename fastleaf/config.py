@@ -30,7 +30,7 @@ class TrainConfig:
     interpolation: str | None = None       # None: the weights' (recorded with the run)
     crop_pct: float | None = None          # None: the weights' eval crop (recorded with the run)
     augment: str = "kaggle"
-    loader: str = "auto"          # one of LOADERS; auto picks per device and data size
+    loader: str = "auto"          # one of vocab.LOADERS; auto picks per device and data size
     workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
     check_data: bool = True       # pre-flight check of every row and image before training
     skip_bad: bool = False        # drop rows the check finds bad instead of stopping
@@ -67,7 +67,7 @@ class TrainConfig:
     mixup: float = 0.0
     mix_prob: float = 1.0
     # checkpoint choice
-    eval_metric: str = "sum"      # acc, f1_macro, kappa or sum picks best.pt (Kaggle: acc)
+    eval_metric: str = "sum"      # one of vocab.METRICS picks best.pt (Kaggle scores acc)
     keep_top: int = 0             # also keep the K best epochs' weights (for averaging)
     early_stop: int = 0           # stop after this many epochs without eval_metric improving
     min_delta: float = 0.0        # an improvement must beat the best by more than this
@@ -214,11 +214,6 @@ def make_config(values: dict, source: str) -> TrainConfig:
         raise ConfigError(f"{source}: fold {cfg.fold} does not exist with {cfg.folds} folds "
                           f"(0..{cfg.folds - 1})")
     return cfg
-
-
-# data backends a run can ask for (fastleaf.loaders.BACKENDS has the same names, plus the
-# synthetic one the bench uses); listed here so the parser needs no torch
-LOADERS = ("auto", "dali", "torchvision", "cache-ram", "cache-gpu")
 
 
 def upgrade_keys(values: dict, source: str) -> dict:

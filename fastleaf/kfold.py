@@ -27,8 +27,9 @@ from .predict.oof import OutOfFold, predict_out_of_fold, write_out_of_fold
 from .train.trainer import RunResult, fit
 from .utils.console import console
 from .utils.csv_rows import write_rows
+from .vocab import METRICS
 
-FOLD_METRICS = ("val_loss", "acc", "f1_macro", "kappa", "sum", "img_per_s")
+FOLD_METRICS = ("val_loss", *METRICS, "img_per_s")
 FOLD_COLUMNS = ("fold", "run", "best_epoch", *FOLD_METRICS)
 
 

@@ -33,7 +33,7 @@ def mode_runner(model: nn.Module, mode: str, precision: Precision):
     if mode != "train":
         raise UsageError(f"unknown bench mode {mode!r}: train, infer or load")
     # forward + backward + optimizer step, exactly the training loop's step
-    optimizer = create_optimizer(model, "adam", 3e-4)
+    optimizer = create_optimizer(model)       # the paper's Adam at its rate (the config's)
     loss_fn = nn.CrossEntropyLoss()
     return lambda steps: train_one_epoch(model, steps, optimizer, precision, loss_fn)
 

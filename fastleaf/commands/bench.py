@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from ..vocab import AUGMENTS
 
 NAME = "bench"
 HELP = "measure training/inference images/sec across models, loaders and speed flags"
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-images", type=int,
                    help="repeat the train rows to at least this many images (20 x batch size)")
     g.add_argument("--img-size", type=int, default=224)
-    g.add_argument("--augment", choices=["kaggle", "light", "none"], default="kaggle",
+    g.add_argument("--augment", choices=AUGMENTS, default="kaggle",
                    help="training augmentations of the train mode (kaggle)")
     g.add_argument("--workers", type=int, help="loader worker processes / decode threads "
                    "(default: chosen with the torch threads for the cores)")

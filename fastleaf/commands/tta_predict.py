@@ -16,7 +16,7 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                              checkpoint_required: bool = True, exported: bool = False) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's;
     ``exported``: ``--model FILE.onnx`` may stand in for ``--checkpoint``."""
-    from ..config import LOADERS
+    from ..vocab import AMP_DTYPES, LOADERS
 
     own = PredictSettings()
     flag = argparse.BooleanOptionalAction
@@ -39,7 +39,7 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                    help="mixed precision, bf16 on CPU (" + ("the run's own" if inherit else
                    "auto: on for CUDA and for CPUs with native bf16, off on AVX2-only CPUs "
                    "where bf16 is emulated and slower") + ")")
-    p.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"],
+    p.add_argument("--amp-dtype", choices=AMP_DTYPES,
                    default=None if inherit else own.amp_dtype)
     p.add_argument("--channels-last", action=flag, default=None if inherit else own.channels_last,
                    help=f"NHWC memory format ({run_default})")
@@ -71,7 +71,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import TTA_NAMES
+    from ..vocab import TTA_NAMES
 
     p.add_argument("--data", help="Kaggle-layout folder holding test.csv; "
                    "default: references/test.csv with images under data/")

@@ -11,7 +11,9 @@ flip, rotate, brightness/contrast, shift-scale-rotate and a random resized crop.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
 from ..errors import UsageError
+from ..vocab import AUGMENTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,7 +80,8 @@ class AugmentSpec:
         if strength == "light":
             return cls(size=size, train=True, hflip=0.5, vflip=0.5)
         if strength != "kaggle":
-            raise UsageError(f"unknown augmentation strength {strength!r}: kaggle, light or none")
+            raise UsageError(f"unknown augmentation strength {strength!r}: "
+                             f"{', '.join(AUGMENTS)}")
         return cls(size=size, train=True, hflip=0.5, vflip=0.5, rotate_deg=20.0,
                    brightness=0.2, contrast=0.2, shift=0.0625, scale=0.1,
                    crop_scale=(0.6, 1.0))

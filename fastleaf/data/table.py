@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ..config import TrainConfig
 from ..errors import FastleafError, UsageError
 
 UNLABELLED = -1
@@ -320,7 +321,8 @@ def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layou
 def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
                folds: int | None = None, classes: list[str] | None = None,
                project_root: Path | None = None, drop_rows=(),
-               group_near_duplicates: bool = False, relabel: dict | None = None) -> Table:
+               group_near_duplicates: bool = TrainConfig.group_near_duplicates,
+               relabel: dict | None = None) -> Table:
     """Read train.csv (and test.csv when present) into a :class:`Table`.
 
     Args:
@@ -331,7 +333,7 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         classes: a fixed class list (e.g. from a checkpoint); unknown labels are refused.
         drop_rows: 0-based train.csv data rows to leave out (``--skip-bad``).
         group_near_duplicates: with ``folds``, keep near-identical images (perceptual hash,
-            :mod:`fastleaf.data.dedup`) in one fold.
+            :mod:`fastleaf.data.dedup`) in one fold; the config's default, as training has it.
         relabel: ``{train.csv row: label}`` replacing the CSV's labels (``--relabel``); the
             split is drawn with the new labels.
     """

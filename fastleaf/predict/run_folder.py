@@ -101,7 +101,7 @@ class SavedRun:
             samples: rows to load (validation, test or photos).
             device: where the batches go.
             batch_size, channels_last: ``None`` takes the run's own.
-            loader: a backend name (``fastleaf.config.LOADERS``); auto picks per device.
+            loader: a backend name (``fastleaf.vocab.LOADERS``); auto picks per device.
             workers: loader processes; ``None`` takes the device's default.
         """
         batch_size = self.config.batch_size if batch_size is None else batch_size

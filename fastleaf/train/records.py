@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..utils.csv_rows import read_rows, write_rows
+from ..vocab import METRICS
 
-EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", "sum",
-                 "img_per_s", "val_img_per_s", "lr", "time_s", "note")
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", *METRICS, "img_per_s", "val_img_per_s", "lr",
+                 "time_s", "note")
 TEXT_COLUMNS = ("note",)      # words, not numbers (why a run ended at that epoch)
 SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
-                 "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
+                 "best_epoch", *METRICS, "img_per_s", "finished")
 
 
 def row_score(row: dict, metric: str) -> float:
@@ -58,8 +59,7 @@ class RunRecorder:
         if self.writer is not None:
             step = row["epoch"]
             for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
-                             ("val/acc", "acc"), ("val/f1_macro", "f1_macro"),
-                             ("val/kappa", "kappa"), ("val/sum", "sum"), ("lr", "lr"),
+                             *((f"val/{m}", m) for m in METRICS), ("lr", "lr"),
                              ("speed/train_img_per_s", "img_per_s")):
                 self.writer.add_scalar(tag, float(row[key]), step)
             for key in ("raw_acc", "ema_acc"):

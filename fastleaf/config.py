@@ -14,6 +14,8 @@ import yaml
 
 from .errors import FastleafError, MissingFileError
 from .recipes import SUFFIX, Recipe, describe, locate_config, recipe_file, recipe_names
+from .utils.deprecation import deprecation_note
+from .vocab import LOADER_ALIASES
 
 
 @dataclass
@@ -217,7 +219,7 @@ def make_config(values: dict, source: str) -> TrainConfig:
 
 
 def upgrade_keys(values: dict, source: str) -> dict:
-    """Option values with deprecated keys turned into their replacements (configs and run
+    """Option values with deprecated keys and values turned into their replacements (configs and run
     folders written before the rename keep loading for one release)."""
     values = dict(values)
     if "cache" in values:
@@ -225,9 +227,12 @@ def upgrade_keys(values: dict, source: str) -> dict:
         cache = values.pop("cache")
         if cache not in (None, "none"):
             values["loader"] = f"cache-{cache}"
-            from .utils.deprecation import deprecation_note
-
             deprecation_note(f"{source}: 'cache: {cache}'", f"'loader: cache-{cache}'")
+    old = values.get("loader")
+    if old in LOADER_ALIASES:
+        # a renamed backend (`loader: torchvision` became `loader: workers`)
+        values["loader"] = LOADER_ALIASES[old]
+        deprecation_note(f"{source}: 'loader: {old}'", f"'loader: {values['loader']}'")
     return values
 
 

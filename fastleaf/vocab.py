@@ -8,9 +8,12 @@ parser needs no torch; ``tests/test_vocab.py`` ties every list to what the code 
 METRICS = ("acc", "f1_macro", "kappa", "sum")
 
 # data backends a run can name (--loader); auto picks one per device and data size
-LOADERS = ("auto", "dali", "torchvision", "cache-ram", "cache-gpu")
+LOADERS = ("auto", "dali", "workers", "cache-ram", "cache-gpu")
 # what loaders.create_loader builds: the named backends and the bench's synthetic batches
 BACKENDS = (*LOADERS[1:], "synthetic")
+# backend names of an earlier release -> their names now (still accepted, with a note):
+# "torchvision" decoded and augmented with albumentations/OpenCV in worker processes
+LOADER_ALIASES = {"torchvision": "workers"}
 
 # training augmentation strengths (data.augment.AugmentSpec.train_preset)
 AUGMENTS = ("kaggle", "light", "none")

@@ -148,7 +148,7 @@ def test_prediction_normalises_as_training_did(ema_run):
     state = load_checkpoint(ema_run / "best.pt")
     assert state["config"]["mean"] == [0.5] * 3 and state["config"]["std"] == [0.5] * 3
     settings = PredictSettings(tta="none", batch_size=8, device="cpu", workers=0, amp=False,
-                               loader="torchvision")
+                               loader="workers")
     members = load_members([ema_run])
     samples = members[0].run.val_samples()
     probs = ensemble_probs(members, samples, settings)["none"].probs

@@ -292,7 +292,7 @@ def test_prediction_refuses_a_decompression_bomb(tiny_data, finished, tmp_path, 
     huge_header_jpeg(data / bomb)
     code = main(["tta-predict", "--data", str(data), "--checkpoint", str(finished),
                  "--out", str(tmp_path / "sub.csv"), "--device", "cpu", "--workers", "0",
-                 "--loader", "torchvision"])
+                 "--loader", "workers"])
     assert code == 2
     assert "pixel limit" in one_line_error(capsys)
     assert not (tmp_path / "sub.csv").exists()

@@ -94,9 +94,9 @@ def test_auto_loader_on_a_cpu_caches_when_the_set_fits(monkeypatch):
     assert backend == "cache-ram" and "fit" in why and "2.57 GiB" in why
     monkeypatch.setattr(cache_backend, "available_ram_bytes", lambda: 2 * 2**30)
     backend, why = resolve_backend("auto", cpu, images=18353, size=224)
-    assert backend == "torchvision" and "do not fit" in why
+    assert backend == "workers" and "do not fit" in why
     # one pass over the images (prediction) gains nothing from a cache
-    assert resolve_backend("auto", cpu)[0] == "torchvision"
+    assert resolve_backend("auto", cpu)[0] == "workers"
 
 
 def test_train_help_names_the_dataclass_defaults(capsys):
@@ -241,3 +241,18 @@ def test_library_defaults_are_the_configs():
     # the config leaves workers unset (None): chosen for the device, and so do the loaders
     assert d.workers is None and LoaderOptions().workers == default_workers("cpu")
     assert LoaderOptions(workers=0).workers == 0
+
+
+def test_the_workers_loader_answers_to_its_old_name_with_a_note(tmp_path, capsys, monkeypatch):
+    from fastleaf.loaders import resolve_backend
+    from fastleaf.utils import deprecation
+
+    monkeypatch.setattr(deprecation, "_said", set())     # the note is said once per process
+    assert train_config("--loader", "torchvision").loader == "workers"
+    assert "--loader torchvision is deprecated" in capsys.readouterr().err
+    assert "torchvision" not in LOADERS                   # listed under its name only
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"loader": "torchvision"}))
+    assert resolve_config(path).loader == "workers"
+    assert "'loader: torchvision' is deprecated" in capsys.readouterr().err
+    assert resolve_backend("torchvision", "cpu") == ("workers", "asked for")

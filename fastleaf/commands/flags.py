@@ -8,13 +8,17 @@ which name replaces it::
 
     add_deprecated(p, "--image-size", "--img-size", type=int)
     add_deprecated(p, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
+
+A renamed value works the same way: ``--loader torchvision`` (the worker loader's old name)
+still parses, unlisted, as ``--loader workers`` (:func:`loader_choice`).
 """
 from __future__ import annotations
 
 import argparse
 from typing import Callable
 
-from ..utils.deprecation import deprecation_note
+from ..utils.deprecation import current_name, deprecation_note
+from ..vocab import LOADER_ALIASES
 
 
 class _Deprecated(argparse.Action):
@@ -49,8 +53,14 @@ def cache_loader(value: str) -> str | None:
     return None if value == "none" else f"cache-{value}"
 
 
+def loader_choice(value: str) -> str:
+    """``--loader``'s type: an old backend name becomes its new one, with a note (argparse
+    checks the result against the choices, so the old name stays out of ``--help``)."""
+    return current_name(value, LOADER_ALIASES, "--loader")
+
+
 LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else cache-gpu for training "
-               "when the decoded set fits in GPU memory, else torchvision; CPU: cache-ram when it "
-               "fits in RAM, else torchvision; the reason is printed), "
-               "dali, torchvision (streams from disk), cache-ram / cache-gpu (decode every "
-               "image once into RAM / GPU memory)")
+               "when the decoded set fits in GPU memory, else workers; CPU: cache-ram when it "
+               "fits in RAM, else workers; the reason is printed), "
+               "dali, workers (worker processes decode and augment, streaming from disk), "
+               "cache-ram / cache-gpu (decode every image once into RAM / GPU memory)")

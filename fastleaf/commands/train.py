@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .flags import LOADER_HELP, add_deprecated, cache_loader
+from .flags import LOADER_HELP, add_deprecated, cache_loader, loader_choice
 
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-pct", type=float,
                    help="eval centre-crop fraction of the weights (recorded; default theirs)")
     g.add_argument("--augment", choices=AUGMENTS, help="training augmentations")
-    g.add_argument("--loader", choices=LOADERS, help=LOADER_HELP)
+    g.add_argument("--loader", type=loader_choice, choices=LOADERS, help=LOADER_HELP)
     add_deprecated(g, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
     g.add_argument("-j", "--workers", type=int,
                    help="loader worker processes (default: chosen with --threads for the cores)")

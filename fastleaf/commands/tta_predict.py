@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..predict.settings import PredictSettings
-from .flags import LOADER_HELP, add_deprecated
+from .flags import LOADER_HELP, add_deprecated, loader_choice
 
 NAME = "tta-predict"
 TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
@@ -44,7 +44,8 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
     p.add_argument("--channels-last", action=flag, default=None if inherit else own.channels_last,
                    help=f"NHWC memory format ({run_default})")
     p.add_argument("--device", default=own.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--loader", choices=LOADERS, default=own.loader, help=LOADER_HELP)
+    p.add_argument("--loader", type=loader_choice, choices=LOADERS, default=own.loader,
+                   help=LOADER_HELP)
     p.add_argument("-j", "--workers", type=int, help="loader worker processes")
 
 

@@ -10,7 +10,8 @@ import torch
 from ..data.augment import AugmentSpec
 from ..data.table import Samples
 from ..errors import UsageError
-from ..vocab import BACKENDS
+from ..utils.deprecation import current_name
+from ..vocab import BACKENDS, LOADER_ALIASES
 from .base import Loader, LoaderOptions, Shard
 
 
@@ -21,6 +22,7 @@ def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tupl
     fall back); on a CPU device it runs DALI's CPU-only pipeline.
     """
     cuda = torch.device(device).type == "cuda"
+    name = current_name(name, LOADER_ALIASES, "loader")
     if name == "dali":
         from .dali_backend import require_dali
 
@@ -66,7 +68,7 @@ def auto_choices(device: torch.device, images: int = 0, size: int = 224) -> list
         last = "auto: no CUDA device for DALI's GPU pipeline"
     if images and not choices:
         last += f"; {images} decoded images do not fit in memory, decoding in workers"
-    return choices + [("torchvision", last)]
+    return choices + [("workers", last)]
 
 
 def fitting_cache(cache: str, images: int, size: int, free: int, memory: str,
@@ -109,7 +111,7 @@ def training_batch(batch_size: int, rows: int, size: int, device,
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
-                  backend: str = "torchvision") -> Loader:
+                  backend: str = "workers") -> Loader:
     """Build a loader that yields normalised device batches for ``samples``.
 
     Args:
@@ -119,8 +121,8 @@ def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
         backend: one of :data:`fastleaf.vocab.BACKENDS` (already resolved, not ``auto``).
     """
     # each class or factory takes (samples, spec, options)
-    if backend == "torchvision":
-        from .torchvision_backend import TorchvisionLoader as build
+    if backend == "workers":
+        from .workers_backend import WorkerLoader as build
     elif backend == "dali":
         from .dali_backend import DaliLoader as build
     elif backend == "cache-ram":

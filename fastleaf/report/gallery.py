@@ -35,7 +35,7 @@ def predictions(run, device: str, workers: int):
     saved = open_run(run.path)
     samples = saved.table(run.config.data).val
     settings = PredictSettings(tta="none", batch_size=None, device=device, amp=None,
-                               amp_dtype=None, channels_last=None, loader="torchvision",
+                               amp_dtype=None, channels_last=None, loader="workers",
                                workers=workers)
     out = ensemble_probs([Member(saved)], samples, settings)["none"]
     return samples, out.probs.numpy(), saved

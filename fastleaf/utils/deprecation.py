@@ -14,3 +14,12 @@ def deprecation_note(old: str, new: str) -> None:
     _said.add(old)
     print(f"note: {old} is deprecated and goes away in the next release; use {new}",
           file=sys.stderr)
+
+
+def current_name(name, renamed: dict, what: str):
+    """``name``, or the name that replaced it in ``renamed`` (saying so once); ``what`` says
+    where it was given (``--loader``, ``config.yaml: loader``)."""
+    if name not in renamed:
+        return name
+    deprecation_note(f"{what} {name}", f"{what} {renamed[name]}")
+    return renamed[name]

@@ -29,8 +29,6 @@ class TrainConfig:
     img_size: int | None = None   # None: the model's own input size (224 for the built-ins)
     mean: list[float] | None = None        # None: the pretrained weights' statistics
     std: list[float] | None = None
-    interpolation: str | None = None       # None: the weights' (recorded with the run)
-    crop_pct: float | None = None          # None: the weights' eval crop (recorded with the run)
     augment: str = "kaggle"
     loader: str = "auto"          # one of vocab.LOADERS; auto picks per device and data size
     workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
@@ -147,7 +145,7 @@ FRACTION = Range(0, 1, open_high=True)      # a share of something: 0 allowed, 1
 RANGES = {"epochs": Range(1), "batch_size": Range(1), "img_size": Range(1, MAX_IMG_SIZE),
           "workers": Range(0, MAX_WORKERS), "threads": Range(1), "nproc": Range(1),
           "folds": Range(2), "fold": Range(0), "val_fraction": FRACTION,
-          "crop_pct": Range(0, 1, open_low=True), "drop_path": FRACTION,
+          "drop_path": FRACTION,
           "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "backbone_lr": NON_NEGATIVE,
           "layer_decay": Range(0, 1, open_low=True), "freeze_epochs": NON_NEGATIVE,
           "model_ema_decay": Range(0, 1, open_low=True, open_high=True),
@@ -218,10 +216,16 @@ def make_config(values: dict, source: str) -> TrainConfig:
     return cfg
 
 
+# options an earlier release recorded (the pretrained weights' eval resize filter and centre
+# crop) that no loader ever applied: every backend evaluates the whole photo resized with one
+# filter, as training saw it.  Dropped when read, so saved runs and files keep loading.
+DROPPED = ("interpolation", "crop_pct")
+
+
 def upgrade_keys(values: dict, source: str) -> dict:
-    """Option values with deprecated keys and values turned into their replacements (configs and run
-    folders written before the rename keep loading for one release)."""
-    values = dict(values)
+    """Option values with deprecated keys and values turned into their replacements (configs and
+    run folders written before the rename keep loading for one release)."""
+    values = {k: v for k, v in values.items() if k not in DROPPED}
     if "cache" in values:
         # `cache: ram|gpu` became `loader: cache-ram|cache-gpu`; `cache: none` meant "as --loader"
         cache = values.pop("cache")

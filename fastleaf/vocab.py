@@ -24,5 +24,6 @@ AMP_DTYPES = ("auto", "bf16", "fp16")
 # test-time views (predict.tta.views)
 TTA_NAMES = ("none", "hflip", "flips", "rot90", "five-crop")
 
-# resize filters pretrained weights are evaluated with (--interpolation; models.data_config)
+# resize filters an exported model's record may name (export.model_info.ModelInfo); fastleaf's
+# own loaders resize with antialiased bilinear
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

@@ -126,8 +126,7 @@ def test_every_command_offers_the_vocabulary_lists_as_they_are():
                 seen[(name, action.dest)] = tuple(action.choices)
     assert {key: CHOSEN_FROM[key[1]] for key in seen} == seen
     # the commands that must offer them do
-    assert {("train", d) for d in ("eval_metric", "loader", "augment", "amp_dtype",
-                                   "interpolation")} <= set(seen)
+    assert {("train", d) for d in ("eval_metric", "loader", "augment", "amp_dtype")} <= set(seen)
     assert {("tta-predict", "tta"), ("evaluate", "tta"), ("predict", "tta"),
             ("pseudo-label", "tta"), ("blend", "metric"), ("bench", "augment")} <= set(seen)
 
@@ -256,3 +255,36 @@ def test_the_workers_loader_answers_to_its_old_name_with_a_note(tmp_path, capsys
     assert resolve_config(path).loader == "workers"
     assert "'loader: torchvision' is deprecated" in capsys.readouterr().err
     assert resolve_backend("torchvision", "cpu") == ("workers", "asked for")
+
+
+def test_every_interpolation_resizes_an_exported_models_photos():
+    import io
+
+    from PIL import Image
+
+    from fastleaf.export.model_info import _FILTERS, ModelInfo, load_photo
+
+    assert tuple(_FILTERS) == INTERPOLATIONS
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    info = ModelInfo("cnn", ["a"], 16, (0.5,) * 3, (0.5,) * 3)
+    views = [load_photo(buffer.getvalue(), "x.png", dataclasses.replace(info, interpolation=name))
+             for name in INTERPOLATIONS]
+    assert all(v.shape == (3, 16, 16) for v in views)
+    assert all(not np.array_equal(a, b) for i, a in enumerate(views) for b in views[i + 1:])
+
+
+def test_the_weights_eval_filter_and_crop_are_accepted_and_change_nothing(capsys, monkeypatch):
+    from fastleaf.utils import deprecation
+
+    monkeypatch.setattr(deprecation, "_said", set())
+    assert train_config("--crop-pct", "0.9", "--interpolation", "bicubic") == train_config()
+    err = capsys.readouterr().err
+    assert "--crop-pct has no effect" in err and "--interpolation has no effect" in err
+    with pytest.raises(SystemExit):         # the values are checked as they were
+        build_parser().parse_args(["train", "--interpolation", "lanczos"])
+    # a run saved with them (every pretrained run recorded the weights') loads without them
+    saved = TrainConfig.from_dict({"model": "resnet18", "interpolation": "bicubic",
+                                   "crop_pct": 0.875}, "best.pt")
+    assert saved == TrainConfig(model="resnet18")

@@ -9,7 +9,8 @@ which name replaces it::
     add_deprecated(p, "--image-size", "--img-size", type=int)
     add_deprecated(p, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
 
-A renamed value works the same way: ``--loader torchvision`` (the worker loader's old name)
+A flag that no longer does anything still parses, says so and why (:func:`add_ignored`).
+A renamed value works the same way as a renamed flag: ``--loader torchvision`` (the worker loader's old name)
 still parses, unlisted, as ``--loader workers`` (:func:`loader_choice`).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from ..utils.deprecation import current_name, deprecation_note
+from ..utils.deprecation import current_name, deprecation_note, removal_note
 from ..vocab import LOADER_ALIASES
 
 
@@ -45,6 +46,22 @@ def add_deprecated(parser, old: str, new: str, *, convert: Callable | None = Non
     """
     dest = new.lstrip("-").replace("-", "_")
     parser.add_argument(old, action=_Deprecated, new=new, convert=convert, dest=dest,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
+class _Ignored(argparse.Action):
+    def __init__(self, option_strings, dest, why: str = "", **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        removal_note(option_string, self.why)
+
+
+def add_ignored(parser, old: str, why: str, **kwargs) -> None:
+    """Accept ``old`` (hidden from ``--help``, its values checked as before) and say once that
+    it changes nothing, and ``why``; it sets nothing in the namespace."""
+    parser.add_argument(old, action=_Ignored, why=why, dest=argparse.SUPPRESS,
                         default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .flags import LOADER_HELP, add_deprecated, cache_loader, loader_choice
+from .flags import LOADER_HELP, add_deprecated, add_ignored, cache_loader, loader_choice
 
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
@@ -41,11 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "TF-ported EfficientNet-Lite, ImageNet's otherwise)")
     g.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
                    help="normalisation std (default: the pretrained weights')")
-    g.add_argument("--interpolation", choices=INTERPOLATIONS,
-                   help="resize filter the weights were trained with (recorded with the run; "
-                        "default: the weights' own)")
-    g.add_argument("--crop-pct", type=float,
-                   help="eval centre-crop fraction of the weights (recorded; default theirs)")
+    whole = "every loader evaluates the whole photo resized with one filter, as training saw it"
+    add_ignored(g, "--interpolation", whole, choices=INTERPOLATIONS)
+    add_ignored(g, "--crop-pct", whole, type=float)
     g.add_argument("--augment", choices=AUGMENTS, help="training augmentations")
     g.add_argument("--loader", type=loader_choice, choices=LOADERS, help=LOADER_HELP)
     add_deprecated(g, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)

@@ -50,7 +50,7 @@ class SavedRun:
 
     @property
     def data(self) -> DataConfig:
-        """Input size, normalisation, interpolation and crop the model was trained with."""
+        """Input size and normalisation the model was trained with."""
         return data_config_of(self.config)
 
     def build_model(self, device: torch.device | str = "cpu",

@@ -27,6 +27,7 @@ from ..loaders import (LoaderOptions, auto_choices, create_auto_loader, create_l
                        resolve_backend)
 from ..loaders.fallback import Choices
 from ..models.data_config import DataConfig, data_config_of, eval_spec
+from ..models.registry import place_model
 from ..train.checkpoint import CheckpointError, load_checkpoint
 from ..utils.device import default_workers
 
@@ -67,11 +68,7 @@ class SavedRun:
             raise CheckpointError(f"{self.path}: its weights do not fit a {self.model_name} "
                                   f"with its {len(self.classes)} classes ({first}); the file is "
                                   f"damaged or was edited") from None
-        model = model.to(device).eval()
-        if channels_last:
-            # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
-            model.to(memory_format=torch.channels_last)
-        return model
+        return place_model(model, device, channels_last).eval()
 
     def split_key(self, data_dir=None) -> tuple:
         """What decides the run's validation rows; equal keys -> identical splits."""

@@ -25,7 +25,7 @@ from fastleaf.data.synth import make_synthetic
 from fastleaf.predict.run_folder import open_run
 from fastleaf.train.checkpoint import load_checkpoint
 from fastleaf.train.ema import create_ema
-from fastleaf.train.records import read_rows
+from fastleaf.utils.csv_rows import read_rows
 from fastleaf.train import trainer
 from fastleaf.train.trainer import fit
 
@@ -83,8 +83,8 @@ def bn_check(run_dir: Path) -> dict:
     last = load_checkpoint(run_dir / "last.pt")
     raw, averaged = last["model"], last["ema_model"]
     device = torch.device("cpu")
-    val = run.eval_loader(run.val_samples(), device, workers=0, loader="torchvision")
-    train = run.eval_loader(run.table().train, device, workers=0, loader="torchvision")
+    val = run.eval_loader(run.val_samples(), device, workers=0, loader="workers")
+    train = run.eval_loader(run.table().train, device, workers=0, loader="workers")
     return {"ema_own_stats": accuracy(with_buffers(run, averaged, averaged), val),
             "ema_with_raw_stats": accuracy(with_buffers(run, averaged, raw), val),
             "raw_with_ema_stats": accuracy(with_buffers(run, raw, averaged), val),
@@ -97,7 +97,7 @@ def one_run(data: Path, out: Path, args, decay: float | None) -> list[dict]:
                          epochs=args.epochs, batch_size=args.batch_size, model_ema=True,
                          model_ema_decay=decay, pretrained=args.pretrained, weights=args.weights,
                          workers=0, device="cpu",
-                         amp=False, loader="torchvision", tensorboard=False, progress=False,
+                         amp=False, loader="workers", tensorboard=False, progress=False,
                          check_data=False, out=str(out), overwrite=True, eval_metric="acc")
     fit(cfg)
     return read_rows(out / "metrics.csv")

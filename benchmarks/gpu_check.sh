@@ -151,14 +151,14 @@ fi
 T=("$PY" -m fastleaf train --data "$D" --img-size "$IMG" --batch-size "$BATCH" --epochs 1 --device "$DEVICE"
    --no-progress --no-tensorboard --channels-last --seed 0 "${WORKERS[@]}")
 R="$OUT/runs"
-step train-torchvision-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader torchvision $BF16 --out "$R/torchvision-bf16"
+step train-torchvision-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader workers $BF16 --out "$R/torchvision-bf16"
 step train-cache-bf16 "${T[@]}" --model "$EPOCH_MODEL" --loader "cache-$CACHE" $BF16 --out "$R/cache-bf16"
 step train-cache-fp16 "${T[@]}" --model "$EPOCH_MODEL" --loader "cache-$CACHE" $FP16 --out "$R/cache-fp16"
 # two epochs: the first compiles, the second is the steady state
 step train-compile "${T[@]}" --model "$COMPILE_MODEL" --loader "cache-$CACHE" $BF16 --compile --epochs 2 \
   --out "$R/compile"
 step tta-predict "$PY" -m fastleaf tta-predict --data "$D" --checkpoint "$R/torchvision-bf16" \
-  --device "$DEVICE" --loader torchvision --tta flips --batch-size "$BATCH" "${WORKERS[@]}" \
+  --device "$DEVICE" --loader workers --tta flips --batch-size "$BATCH" "${WORKERS[@]}" \
   --out "$R/submission-flips.csv"
 
 # DALI: each augmentation preset through its pipeline, the decoder alone, the GPU decode's
@@ -180,8 +180,8 @@ else
   step train-dali "${T[@]}" --model "$EPOCH_MODEL" --loader dali $BF16 --epochs 2 --out "$R/dali"
 fi
 
-LOADERS=torchvision,cache-gpu,synthetic
-[ "$DEVICE" = cpu ] && LOADERS=torchvision,cache-ram,synthetic
+LOADERS=workers,cache-gpu,synthetic
+[ "$DEVICE" = cpu ] && LOADERS=workers,cache-ram,synthetic
 [ -z "$DALI_WHY" ] && LOADERS=dali,$LOADERS
 for b in $BENCH_BATCHES; do
   step "bench-b$b" "$PY" -m fastleaf bench --data "$D" --models "$BENCH_MODELS" --modes train,infer \

@@ -28,7 +28,7 @@ from fastleaf.train.loop import SYNC_EVERY
 from fastleaf.train.precision import create_precision
 from fastleaf.utils.device import configure_device, resolve_device
 
-LOADERS = ("torchvision", "cache-ram", "cache-gpu", "synthetic", "dali")
+LOADERS = ("workers", "cache-ram", "cache-gpu", "synthetic", "dali")
 
 
 def probe_loaders(samples, device, args, counting: bool) -> dict:

@@ -34,7 +34,7 @@ from fastleaf.data.imageio import load_image  # noqa: E402
 from fastleaf.data.table import load_table  # noqa: E402
 from fastleaf.loaders.albu_views import build_views  # noqa: E402
 from fastleaf.loaders.cv_augment import decode_rgb_cv2, draw_view, render  # noqa: E402
-from fastleaf.loaders.torchvision_backend import build_transform  # noqa: E402
+from fastleaf.loaders.workers_backend import build_transform  # noqa: E402
 
 
 def pipelines(spec: AugmentSpec, paths: list, decoded: torch.Tensor) -> dict:

@@ -149,7 +149,7 @@ def fastleaf_side(samples, num_classes: int, args, augment: str,
 def kaggle_sides(samples, num_classes: int, args, plain: dict) -> dict:
     """The kaggle augmentations on each CPU input path, the compute-only ceiling, the ratios."""
     sides = {name: fastleaf_side(samples, num_classes, args, "kaggle", name)
-             for name in ("cache-ram", "torchvision", "synthetic")}
+             for name in ("cache-ram", "workers", "synthetic")}
     compute = sides["synthetic"]["train_img_per_s"]
     for name, side in sides.items():
         side["loader_vs_plain"] = side["loader_img_per_s"] / plain["loader_img_per_s"]

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .errors import FastleafError, MissingFileError
+from .recipes import SUFFIX, Recipe, describe, locate_config, recipe_file, recipe_names
+from .utils.deprecation import deprecation_note
+from .vocab import LOADER_ALIASES
 
 if TYPE_CHECKING:
-    from .data.csv_source import CsvSource
+    from .sources import CsvSource
 
 
 @dataclass
@@ -30,10 +33,8 @@ class TrainConfig:
     img_size: int | None = None   # None: the model's own input size (224 for the built-ins)
     mean: list[float] | None = None        # None: the pretrained weights' statistics
     std: list[float] | None = None
-    interpolation: str | None = None       # None: the weights' (recorded with the run)
-    crop_pct: float | None = None          # None: the weights' eval crop (recorded with the run)
     augment: str = "kaggle"
-    loader: str = "auto"          # one of LOADERS; auto picks per device and data size
+    loader: str = "auto"          # one of vocab.LOADERS; auto picks per device and data size
     workers: int | None = None    # None: chosen with the torch threads (loaders/cpu_split.py)
     check_data: bool = True       # pre-flight check of every row and image before training
     skip_bad: bool = False        # drop rows the check finds bad instead of stopping
@@ -70,7 +71,7 @@ class TrainConfig:
     mixup: float = 0.0
     mix_prob: float = 1.0
     # checkpoint choice
-    eval_metric: str = "sum"      # acc, f1_macro, kappa or sum picks best.pt (Kaggle: acc)
+    eval_metric: str = "sum"      # one of vocab.METRICS picks best.pt (Kaggle scores acc)
     keep_top: int = 0             # also keep the K best epochs' weights (for averaging)
     early_stop: int = 0           # stop after this many epochs without eval_metric improving
     min_delta: float = 0.0        # an improvement must beat the best by more than this
@@ -105,7 +106,7 @@ class TrainConfig:
 
 
 def is_source(value) -> bool:
-    from .data.csv_source import CsvSource
+    from .sources import CsvSource
 
     return isinstance(value, CsvSource)
 
@@ -154,7 +155,7 @@ FRACTION = Range(0, 1, open_high=True)      # a share of something: 0 allowed, 1
 RANGES = {"epochs": Range(1), "batch_size": Range(1), "img_size": Range(1, MAX_IMG_SIZE),
           "workers": Range(0, MAX_WORKERS), "threads": Range(1), "nproc": Range(1),
           "folds": Range(2), "fold": Range(0), "val_fraction": FRACTION,
-          "crop_pct": Range(0, 1, open_low=True), "drop_path": FRACTION,
+          "drop_path": FRACTION,
           "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "backbone_lr": NON_NEGATIVE,
           "layer_decay": Range(0, 1, open_low=True), "freeze_epochs": NON_NEGATIVE,
           "model_ema_decay": Range(0, 1, open_low=True, open_high=True),
@@ -183,7 +184,7 @@ def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
 def check_value(key: str, value, source: str) -> None:
     """Refuse a value of the wrong type or outside its range, naming where it came from."""
     if key == "data" and (isinstance(value, dict) or is_source(value)):
-        from .data.csv_source import source_from_value
+        from .sources import source_from_value
 
         source_from_value(value, source)      # any CSV: a mapping of its file and columns
         return
@@ -221,7 +222,7 @@ def make_config(values: dict, source: str) -> TrainConfig:
     if isinstance(values.get("lr"), str) and values["lr"] != "auto":
         raise ConfigError(f"{source}: lr must be a number or auto, got {brief(values['lr'])}")
     if isinstance(values.get("data"), dict):
-        from .data.csv_source import source_from_value
+        from .sources import source_from_value
 
         values = {**values, "data": source_from_value(values["data"], source)}
     cfg = TrainConfig(**values)
@@ -234,23 +235,27 @@ def make_config(values: dict, source: str) -> TrainConfig:
     return cfg
 
 
-# data backends a run can ask for (fastleaf.loaders.BACKENDS has the same names, plus the
-# synthetic one the bench uses); listed here so the parser needs no torch
-LOADERS = ("auto", "dali", "torchvision", "cache-ram", "cache-gpu")
+# options an earlier release recorded (the pretrained weights' eval resize filter and centre
+# crop) that no loader ever applied: every backend evaluates the whole photo resized with one
+# filter, as training saw it.  Dropped when read, so saved runs and files keep loading.
+DROPPED = ("interpolation", "crop_pct")
 
 
 def upgrade_keys(values: dict, source: str) -> dict:
-    """Option values with deprecated keys turned into their replacements (configs and run
-    folders written before the rename keep loading for one release)."""
-    values = dict(values)
+    """Option values with deprecated keys and values turned into their replacements (configs and
+    run folders written before the rename keep loading for one release)."""
+    values = {k: v for k, v in values.items() if k not in DROPPED}
     if "cache" in values:
         # `cache: ram|gpu` became `loader: cache-ram|cache-gpu`; `cache: none` meant "as --loader"
         cache = values.pop("cache")
         if cache not in (None, "none"):
             values["loader"] = f"cache-{cache}"
-            from .utils.deprecation import deprecation_note
-
             deprecation_note(f"{source}: 'cache: {cache}'", f"'loader: cache-{cache}'")
+    old = values.get("loader")
+    if old in LOADER_ALIASES:
+        # a renamed backend (`loader: torchvision` became `loader: workers`)
+        values["loader"] = LOADER_ALIASES[old]
+        deprecation_note(f"{source}: 'loader: {old}'", f"'loader: {values['loader']}'")
     return values
 
 
@@ -326,8 +331,6 @@ def option_values(data, label: str) -> dict:
 
 def load_config_source(source: str | Path) -> dict:
     """Option values of a ``--config`` value: a YAML file, or a built-in recipe's name."""
-    from .recipes import locate_config
-
     file, note = locate_config(source)
     if note:
         from rich.markup import escape
@@ -336,6 +339,17 @@ def load_config_source(source: str | Path) -> dict:
 
         console.print(f"[yellow]note: {escape(note)}[/yellow]")
     return option_values(read_yaml(file, str(file)), str(file))
+
+
+def load_recipe(name: str) -> Recipe:
+    """The built-in recipe ``name``: its description and the options it sets, checked."""
+    file = recipe_file(name)
+    text = file.read_text()
+    return Recipe(file.name[:-len(SUFFIX)], describe(text), parse_yaml(text, str(file)))
+
+
+def list_recipes() -> list[Recipe]:
+    return [load_recipe(name) for name in recipe_names()]
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:

@@ -2,7 +2,8 @@
 
 ``FastleafError`` is the one base class; this module imports nothing else from the package at
 import time, so every module can raise it without an import cycle.  Anything else that reaches
-the CLI is a bug and keeps its traceback.
+the CLI is a bug and keeps its traceback.  :func:`refusal_reason` words PyTorch's refusal to
+load a file for such a message (checkpoints and weight files alike).
 """
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ class MissingExtra(FastleafError, ImportError):
     def __init__(self, extra: str, module: str):
         super().__init__(f"{module} is not installed: pip install 'fastleaf[{extra}]'")
         self.extra, self.module = extra, module
+
+
+def refusal_reason(err: Exception) -> str:
+    """The reason in PyTorch's refusal, without its advice to load with ``weights_only=False``
+    (which would run whatever code the file carries)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if "weights_only" not in line.lower()
+               and not line.startswith(("Weights only load failed", "Check the documentation"))]
+    return reasons[0][:300] if reasons else type(err).__name__
+

@@ -6,6 +6,9 @@ package as ``fastleaf/configs/``.
     fastleaf train --data DIR --config resnet18
     fastleaf train --data DIR --config my.yaml
 
+This module finds the files and reads their descriptions; :func:`fastleaf.config.load_recipe`
+reads a recipe's options (the config's parser, so the finder sits below the config).
+
 A recipe is a YAML file of ``TrainConfig`` keys. Adding one is dropping ``NAME.yaml`` into
 ``configs/`` whose first line is ``# description: what it reproduces`` (a ``description:`` key
 works too; the config loader ignores it), and a line for it in ``configs/README.md``.
@@ -64,18 +67,6 @@ def describe(text: str) -> str:
         if key.strip() == "description" and rest.strip():
             return rest.strip().strip("'\"")
     return comments[0] if comments else ""
-
-
-def load_recipe(name: str) -> Recipe:
-    from .config import parse_yaml
-
-    file = recipe_file(name)
-    text = file.read_text()
-    return Recipe(file.name[:-len(SUFFIX)], describe(text), parse_yaml(text, str(file)))
-
-
-def list_recipes() -> list[Recipe]:
-    return [load_recipe(name) for name in recipe_names()]
 
 
 def locate_config(source: str | Path) -> tuple[Traversable | Path, str | None]:

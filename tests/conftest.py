@@ -33,6 +33,21 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """One finished run on ``tiny_data`` (1 epoch of the paper CNN at 112 px, bf16 autocast and
+    channels_last), trained once for every test that reads a run back; its folder is the only
+    one in its parent."""
+    from fastleaf.config import resolve_config
+    from fastleaf.train.trainer import fit
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    cfg = resolve_config(data=str(tiny_data), model="cnn", img_size=112, epochs=1, batch_size=8,
+                         lr=1e-3, augment="none", workers=0, amp=True, channels_last=True,
+                         device="cpu", tensorboard=False, progress=False, out=str(out))
+    return fit(cfg).run_dir
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "train.csv").is_file():
         pytest.skip("shared leafsnap-fg176 data not present")

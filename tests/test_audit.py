@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from fastleaf.audit.apply import excluded_rows, relabelled_rows
+from fastleaf.data.audit_rows import excluded_rows, relabelled_rows
 from fastleaf.audit.find import (audit, flipped_scores, label_issues, load_out_of_fold,
                                  plain_disagreement, train_lines)
 from fastleaf.cli import main
 from fastleaf.data.table import DataError, load_table
-from fastleaf.train.oof import pool, write_out_of_fold
+from fastleaf.predict.oof import pool, write_out_of_fold
 
 pytest.importorskip("cleanlab")
 FLIPS = 8

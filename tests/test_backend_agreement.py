@@ -17,7 +17,7 @@ from fastleaf.data.augment import AugmentSpec, Draws
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, create_loader
 from fastleaf.loaders.base import epoch_order
-from fastleaf.loaders.torchvision_backend import TorchvisionLoader
+from fastleaf.loaders.workers_backend import WorkerLoader
 
 SIZE = 128          # the tiny set's JPEG size: no resize anywhere
 EPS = 1e-9          # ranges a hair wide, so each backend runs its ops on an identity draw
@@ -56,7 +56,7 @@ def backends() -> list[str]:
 def views(samples, spec: AugmentSpec, backend: str) -> torch.Tensor:
     """The first epoch's views in row order, back in 0..255 units: ``(N, 3, S, S)`` float."""
     if backend in ("albumentations", "torchvision"):
-        loader = TorchvisionLoader(samples, spec, options(), pipeline=backend)
+        loader = WorkerLoader(samples, spec, options(), pipeline=backend)
         assert loader.pipeline == backend
     else:
         loader = create_loader(samples, spec, options(), backend)

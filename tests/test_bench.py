@@ -53,7 +53,7 @@ def test_add_efficiency_divides_by_the_matching_synthetic_row():
                 batch_size=50, img_size=224, device="cpu")
     rows = [dict(case, loader="synthetic", img_per_s=500.0),
             dict(case, loader="cache-ram", img_per_s=400.0),
-            dict(case, loader="torchvision", img_per_s=100.0, amp=False)]   # no ceiling
+            dict(case, loader="workers", img_per_s=100.0, amp=False)]   # no ceiling
     add_efficiency(rows)
     assert [r["efficiency"] for r in rows] == [1.0, 0.8, None]
 
@@ -67,12 +67,12 @@ def test_flag_matrix_has_eight_distinct_combinations():
 def test_cli_writes_json_and_csv_rows(tiny_data, tmp_path):
     out_json, out_csv = tmp_path / "bench.json", tmp_path / "bench.csv"
     code = main(["bench", "--data", str(tiny_data), "--models", "cnn", "--modes", "infer",
-                 "--loaders", "synthetic,torchvision", "--img-size", "112", "--batch-size", "4",
+                 "--loaders", "synthetic,workers", "--img-size", "112", "--batch-size", "4",
                  "--steps", "2", "--warmup", "1", "--repeats", "1", "--workers", "0",
                  "--no-amp", "--device", "cpu", "--json", str(out_json), "--csv", str(out_csv)])
     assert code == 0
     doc = json.loads(out_json.read_text())
-    assert {r["loader"] for r in doc["rows"]} == {"synthetic", "torchvision"}
+    assert {r["loader"] for r in doc["rows"]} == {"synthetic", "workers"}
     assert all(set(REQUIRED) <= set(r) and r["amp"] is False for r in doc["rows"])
     assert doc["machine"]["torch"] == torch.__version__ and doc["machine"]["cores"] >= 1
     rows = list(csv.DictReader(open(out_csv)))
@@ -114,9 +114,9 @@ def test_speed_flags_train_and_predict_every_builtin_model(tiny_data, name, size
 @pytest.mark.slow
 def test_load_mode_times_the_loader_alone(tiny_data):
     result = run_bench(tiny_settings(tiny_data, modes=("load",),
-                                     loaders=("torchvision", "cache-ram")))
+                                     loaders=("workers", "cache-ram")))
     assert {(r["mode"], r["loader"]) for r in result.rows} == {
-        ("load", "torchvision"), ("load", "cache-ram")}
+        ("load", "workers"), ("load", "cache-ram")}
     for row in result.rows:
         assert row["img_per_s"] > 0 and row["efficiency"] is None
 

@@ -5,7 +5,8 @@ import pytest
 
 from fastleaf.config import TrainConfig, resolve_config, save_config
 from fastleaf.train.checkpoint import load_checkpoint
-from fastleaf.train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row, read_rows, write_rows
+from fastleaf.train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row
+from fastleaf.utils.csv_rows import read_rows, write_rows
 from fastleaf.viz.runs import comparison_rows, read_run
 
 # epoch 2 has the best accuracy, epoch 3 the best sum
@@ -57,7 +58,7 @@ def test_trainer_keeps_the_epoch_best_row_names(tiny_data, tmp_path):
 
 
 def test_report_table_names_the_best_acc_epoch(tmp_path):
-    from fastleaf.viz.report import build_report
+    from fastleaf.report.build import build_report
 
     run = fake_run(tmp_path / "acc", "acc")
     written = build_report([run], tmp_path / "report", confusion=False)

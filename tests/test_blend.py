@@ -13,8 +13,8 @@ from fastleaf.data.table import load_table
 from fastleaf.predict import blend
 from fastleaf.predict.ensemble import PredictSettings
 from fastleaf.predict.runner import tta_predict
-from fastleaf.train import kfold
-from fastleaf.train.oof import read_out_of_fold
+from fastleaf import kfold
+from fastleaf.predict.oof import read_out_of_fold
 
 CPU = PredictSettings(tta="none", batch_size=32, device="cpu", workers=0)
 

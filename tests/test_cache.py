@@ -54,11 +54,11 @@ def test_eval_yields_every_row_once_in_order_with_a_ragged_last_batch(table):
     assert labels.tolist() == table.val.labels.tolist()
 
 
-def test_cache_eval_tensors_equal_torchvision_eval_tensors(table):
+def test_cache_eval_tensors_equal_the_workers_eval_tensors(table):
     # 128-px JPEGs read at 128 px: no resize, the same decoder -> equal up to float rounding
     spec = AugmentSpec.eval_preset(128)
     cached, labels_c, _ = collect(create_loader(table.val, spec, options(), "cache-ram"))
-    streamed, labels_t, _ = collect(create_loader(table.val, spec, options(), "torchvision"))
+    streamed, labels_t, _ = collect(create_loader(table.val, spec, options(), "workers"))
     assert torch.equal(labels_c, labels_t)
     assert torch.allclose(cached, streamed, atol=1e-5, rtol=0)   # tolerance: 1e-5
 
@@ -100,10 +100,10 @@ def test_repeated_rows_are_decoded_once(table):
     assert torch.equal(images[:n], images[n:2 * n]) and torch.equal(labels[:n], labels[2 * n:])
 
 
-def test_a_set_too_large_for_ram_falls_back_to_torchvision(table, monkeypatch):
+def test_a_set_too_large_for_ram_falls_back_to_the_workers(table, monkeypatch):
     monkeypatch.setattr(cache_backend, "available_ram_bytes", lambda: 10_000)
     loader = create_loader(table.val, AugmentSpec.eval_preset(32), options(), "cache-ram")
-    assert loader.backend == "torchvision"
+    assert loader.backend == "workers"
     assert "does not fit" in loader.fallback and "GiB" in loader.fallback
     assert collect(loader)[1].tolist() == table.val.labels.tolist()
 

@@ -79,7 +79,7 @@ def test_a_bomb_is_refused_by_the_check_and_every_decode(data):
     with pytest.raises(ImageTooLarge, match="limit"):
         decode_rgb(bomb)
     with pytest.raises(ImageTooLarge):
-        load_image(bomb, 64)                 # torchvision loader, caches and viz decode here
+        load_image(bomb, 64)                 # workers loader, caches and viz decode here
 
 
 def test_the_pixel_limit_is_configurable_and_holds_everywhere(data, tmp_path, monkeypatch,
@@ -96,7 +96,7 @@ def test_the_pixel_limit_is_configurable_and_holds_everywhere(data, tmp_path, mo
 
     table = load_table(data)
     # DALI decodes on its own: its loader refuses the file from the header, before the pipeline
-    for backend in ("torchvision", "cache-ram", *(() if dali_import_error() else ("dali",))):
+    for backend in ("workers", "cache-ram", *(() if dali_import_error() else ("dali",))):
         with pytest.raises(ImageDecodeError, match="above the limit"):
             next(iter(create_loader(table.val, AugmentSpec.eval_preset(64),
                                     LoaderOptions(batch_size=4, workers=0), backend)))

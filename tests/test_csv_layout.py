@@ -11,7 +11,8 @@ import yaml
 
 from fastleaf.cli import main
 from fastleaf.config import TrainConfig, resolve_config
-from fastleaf.data.csv_source import CsvSource, layout_kind
+from fastleaf.data.csv_source import layout_kind
+from fastleaf.sources import CsvSource
 from fastleaf.data.table import DataError, data_files, load_table
 from fastleaf.predict.submission import write_predictions
 

@@ -15,7 +15,7 @@ from fastleaf.data.augment import AugmentSpec, Draws  # noqa: E402
 from fastleaf.data.imageio import ImageDecodeError, decode_rgb  # noqa: E402
 from fastleaf.data.table import load_table  # noqa: E402
 from fastleaf.loaders import LoaderOptions  # noqa: E402
-from fastleaf.loaders import torchvision_backend as tvb  # noqa: E402
+from fastleaf.loaders import workers_backend as wb  # noqa: E402
 from fastleaf.loaders.cpu_split import plan_split  # noqa: E402
 from fastleaf.loaders.cv_augment import (BatchViews, View, crop_box, decode_rgb_cv2,  # noqa: E402
                                          draw_view, render, view_matrix)
@@ -138,7 +138,7 @@ def test_worker_processes_draw_their_own_views_reproducibly(table):
     opts = LoaderOptions(batch_size=2, workers=2, seed=1)
 
     def epoch():
-        loader = tvb.TorchvisionLoader(one, spec, opts, pipeline="albumentations")
+        loader = wb.WorkerLoader(one, spec, opts, pipeline="albumentations")
         return torch.cat([b[0] for b in loader])
 
     first = epoch()
@@ -149,33 +149,33 @@ def test_worker_processes_draw_their_own_views_reproducibly(table):
 def test_without_albumentations_the_worker_loader_says_so_once_and_uses_torchvision(
         table, monkeypatch):
     said = []
-    monkeypatch.setattr(tvb, "console", type("C", (), {"print": lambda self, m: said.append(m)})())
-    monkeypatch.setattr(tvb, "_SAID", set())
+    monkeypatch.setattr(wb, "console", type("C", (), {"print": lambda self, m: said.append(m)})())
+    monkeypatch.setattr(wb, "_SAID", set())
     monkeypatch.delitem(sys.modules, "fastleaf.loaders.albu_views", raising=False)
     monkeypatch.setitem(sys.modules, "albumentations", None)    # import raises ImportError
     spec = AugmentSpec.train_preset(64)
     opts = LoaderOptions(batch_size=5, workers=0)
-    loaders = [tvb.TorchvisionLoader(table.all_train.subset(np.arange(10)), spec, opts)
+    loaders = [wb.WorkerLoader(table.all_train.subset(np.arange(10)), spec, opts)
                for _ in range(2)]
     assert [loader.pipeline for loader in loaders] == ["torchvision", "torchvision"]
     assert len(said) == 1 and "albumentations unavailable" in said[0]
     images = next(iter(loaders[0]))[0]
     assert images.shape == (5, 3, 64, 64)
     with pytest.raises(ValueError, match="albumentations pipeline cannot start"):
-        tvb.pick_pipeline("albumentations")
+        wb.pick_pipeline("albumentations")
 
 
 def test_the_albumentations_batch_is_channels_last_without_a_copy(table):
-    loader = tvb.TorchvisionLoader(table.all_train.subset(np.arange(6)),
-                                   AugmentSpec.eval_preset(128),
-                                   LoaderOptions(batch_size=3, workers=0, channels_last=True))
+    loader = wb.WorkerLoader(table.all_train.subset(np.arange(6)),
+                             AugmentSpec.eval_preset(128),
+                             LoaderOptions(batch_size=3, workers=0, channels_last=True))
     assert loader.pipeline == "albumentations" and loader.dataset.hwc
     images, _ = next(iter(loader))
     assert images.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("cores, backend, expect", [
-    (2, "torchvision", (1, 2)),       # small: the model keeps both cores
+    (2, "workers", (1, 2)),       # small: the model keeps both cores
     (2, "synthetic", (0, 2)),
     (16, "cache-ram", (4, 12)),       # large: the loader's cores are set aside
     (8, "dali", (2, 6)),
@@ -190,7 +190,7 @@ def test_plan_split_shares_the_cores(cores, backend, expect):
 def test_plan_split_keeps_what_was_asked_and_leaves_gpu_threads_alone(monkeypatch):
     import fastleaf.utils.device as devmod
 
-    split = plan_split(torch.device("cpu"), "torchvision", workers=3, threads=5, cores=16)
+    split = plan_split(torch.device("cpu"), "workers", workers=3, threads=5, cores=16)
     assert (split.workers, split.threads) == (3, 5)
     monkeypatch.setattr(devmod, "usable_cores", lambda: 16)
     gpu = plan_split(torch.device("cuda"), "dali", cores=16)

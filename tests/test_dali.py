@@ -34,10 +34,10 @@ def collect(loader):
 def test_resolve_backend_without_dali(monkeypatch):
     # a None entry in sys.modules makes ``import nvidia.dali`` raise ImportError
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)
-    with pytest.raises(DaliUnavailable, match="--loader torchvision"):
+    with pytest.raises(DaliUnavailable, match="--loader workers"):
         resolve_backend("dali", CPU)
     backend, why = resolve_backend("auto", torch.device("cuda"))
-    assert backend == "torchvision" and "DALI unavailable" in why
+    assert backend == "workers" and "DALI unavailable" in why
 
 
 def test_auto_on_cuda_without_dali_caches_on_the_gpu_when_the_set_fits(monkeypatch):
@@ -51,13 +51,13 @@ def test_auto_on_cuda_without_dali_caches_on_the_gpu_when_the_set_fits(monkeypat
     assert backend == "cache-gpu" and "fit in free GPU memory" in why and "2.57 GiB" in why
     free["bytes"] = 2**30                                  # a small card: stream instead
     backend, why = resolve_backend("auto", cuda, images=18353, size=224)
-    assert backend == "torchvision" and "do not fit" in why
-    assert resolve_backend("auto", cuda)[0] == "torchvision"   # prediction: images read once
+    assert backend == "workers" and "do not fit" in why
+    assert resolve_backend("auto", cuda)[0] == "workers"   # prediction: images read once
 
 
 def test_resolve_backend_auto_and_dali_cpu():
     needs_dali()
-    assert resolve_backend("auto", CPU)[0] == "torchvision"
+    assert resolve_backend("auto", CPU)[0] == "workers"
     assert resolve_backend("auto", torch.device("cuda")) == ("dali", "auto: CUDA device and "
                                                              "DALI available")
     backend, why = resolve_backend("dali", CPU)
@@ -103,7 +103,7 @@ def test_eval_exactly_once_ragged_last_batch(tiny_data):
     assert labels.tolist() == [-1] * len(table.test)
 
 
-def test_eval_matches_torchvision(tiny_data):
+def test_eval_matches_the_workers_loader(tiny_data):
     """Same rows, same order, nearly the same pixels.
 
     Both decode with libjpeg-turbo, so at the native 128 px (no resize) the tensors agree to
@@ -117,7 +117,7 @@ def test_eval_matches_torchvision(tiny_data):
         spec = AugmentSpec.eval_preset(size)
         options = LoaderOptions(batch_size=5, workers=0)
         dali_x, dali_y, _ = collect(create_loader(samples, spec, options, "dali"))
-        tv_x, tv_y, _ = collect(create_loader(samples, spec, options, "torchvision"))
+        tv_x, tv_y, _ = collect(create_loader(samples, spec, options, "workers"))
         assert dali_y.tolist() == tv_y.tolist() == samples.labels.tolist()
         diff = (dali_x - tv_x).abs()
         assert diff.max() <= max_diff and diff.mean() < 0.01, (size, diff.max(), diff.mean())
@@ -171,7 +171,7 @@ def test_non_image_named_before_the_pipeline_starts(tiny_data, tmp_path):
     needs_dali()
     samples, bad = copy_data(tiny_data, tmp_path)
     bad.write_bytes(b"GIF89a" + bytes(100))
-    with pytest.raises(ImageDecodeError, match=f"{bad.name}.*--loader torchvision"):
+    with pytest.raises(ImageDecodeError, match=f"{bad.name}.*--loader workers"):
         create_loader(samples, AugmentSpec.eval_preset(112),
                       LoaderOptions(batch_size=4, workers=1), "dali")
 
@@ -226,7 +226,7 @@ def test_failures_not_about_decoding_keep_dalis_message_and_scan_nothing(monkeyp
     assert not scanned
     text = str(err)
     assert "out of memory while allocating 1073741824 bytes" in text and "\n" not in text
-    assert text.count("Critical error in pipeline:") == 1 and "--loader torchvision" in text
+    assert text.count("Critical error in pipeline:") == 1 and "--loader workers" in text
     decode = RuntimeError("Error in CPU operator `nvidia.dali.fn.decoders.image`\n"
                           "nvImageCodec failure: '#3'")
     err = dali_backend.explain_failure(decode, samples, range(len(samples)))

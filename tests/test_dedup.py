@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from fastleaf.commands import check_data as check_command
-from fastleaf.data.dedup import find_near_duplicates, near_pairs, popcount
+from fastleaf.data.dedup import near_pairs, popcount
+from fastleaf.data.near_duplicates import find_near_duplicates
 from fastleaf.data.table import fold_indices, load_table
 
 

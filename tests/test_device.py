@@ -98,7 +98,7 @@ def test_rng_state_round_trips_the_host_generators():
 
 # ---- ragged batches: training drops the last partial batch, evaluation keeps every row ----
 
-@pytest.mark.parametrize("backend", ["torchvision", "cache-ram", "synthetic", "dali"])
+@pytest.mark.parametrize("backend", ["workers", "cache-ram", "synthetic", "dali"])
 def test_training_batches_are_full_and_eval_keeps_every_row(tiny_data, backend):
     if backend == "dali":
         pytest.importorskip("nvidia.dali")

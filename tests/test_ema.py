@@ -62,7 +62,7 @@ def fast_run(tiny_data, tmp_path_factory):
 
 
 def test_each_epoch_scores_both_and_keeps_the_better(fast_run):
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     rows = read_rows(fast_run.run_dir / "metrics.csv")
     assert len(rows) == 3
@@ -85,7 +85,7 @@ def test_best_checkpoint_reads_back_as_the_weights_it_names(fast_run):
     run = open_run(fast_run.run_dir)
     model = run.build_model("cpu")
     samples = run.val_samples()
-    loader = run.eval_loader(samples, torch.device("cpu"), workers=0, loader="torchvision")
+    loader = run.eval_loader(samples, torch.device("cpu"), workers=0, loader="workers")
     with torch.no_grad():
         predicted = torch.cat([model(images).argmax(-1) for images, _ in loader])
     acc = float((predicted == torch.as_tensor(samples.labels)).float().mean())

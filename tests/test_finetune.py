@@ -101,7 +101,9 @@ def test_model_data_config_comes_from_the_weights():
     assert model_data_config("tf_efficientnet_lite2").size == 260
     assert model_data_config("resnet18").mean == pytest.approx((0.485, 0.456, 0.406))
     cfg = resolve_data_config(resolve_config(model="tf_efficientnet_lite1", img_size=224))
-    assert cfg.img_size == 224 and cfg.mean == [0.5] * 3 and cfg.interpolation == "bicubic"
+    assert cfg.img_size == 224 and cfg.mean == [0.5] * 3
+    # the weights' eval filter and crop (bicubic, 0.875 here) are not taken into the run
+    assert not {"interpolation", "crop_pct"} & set(cfg.to_dict())
     old = data_config_of(TrainConfig.from_dict({"img_size": 112}))  # saved before mean/std were kept
     assert old.size == 112 and old.mean == pytest.approx((0.485, 0.456, 0.406))
 
@@ -122,7 +124,7 @@ def ema_run(tiny_data, tmp_path_factory):
 
 def test_best_checkpoint_holds_the_weights_it_names(ema_run):
     from fastleaf.train.checkpoint import load_checkpoint
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     last = load_checkpoint(ema_run / "last.pt")
     assert set(last["ema_model"]) == set(last["model"]) and last["ema"] is False
@@ -148,7 +150,7 @@ def test_prediction_normalises_as_training_did(ema_run):
     state = load_checkpoint(ema_run / "best.pt")
     assert state["config"]["mean"] == [0.5] * 3 and state["config"]["std"] == [0.5] * 3
     settings = PredictSettings(tta="none", batch_size=8, device="cpu", workers=0, amp=False,
-                               loader="torchvision")
+                               loader="workers")
     members = load_members([ema_run])
     samples = members[0].run.val_samples()
     probs = ensemble_probs(members, samples, settings)["none"].probs

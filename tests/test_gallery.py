@@ -1,7 +1,7 @@
 """Top losses: the rows with the highest cross-entropy, highest first."""
 import numpy as np
 
-from fastleaf.viz.gallery import top_losses
+from fastleaf.report.gallery import top_losses
 
 
 def test_top_losses_are_the_least_believed_true_labels():

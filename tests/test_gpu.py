@@ -55,10 +55,10 @@ def test_cache_gpu_training_with_device_cuda(tiny_data, tmp_path):
 
 def test_fp16_with_the_grad_scaler_trains_and_resumes(tiny_data, tmp_path):
     run = tmp_path / "fp16"
-    fit(gpu_config(tiny_data, run, amp_dtype="fp16", loader="torchvision", grad_clip=1.0))
+    fit(gpu_config(tiny_data, run, amp_dtype="fp16", loader="workers", grad_clip=1.0))
     state = load_checkpoint(run / "last.pt")
     assert state["scaler"]["scale"] > 0 and state["rng"]["cuda"].dtype == torch.uint8
-    result = fit(gpu_config(tiny_data, run, amp_dtype="fp16", loader="torchvision",
+    result = fit(gpu_config(tiny_data, run, amp_dtype="fp16", loader="workers",
                             grad_clip=1.0, epochs=2, resume=str(run)))
     rows = metric_rows(run)
     assert [int(r["epoch"]) for r in rows] == [1, 2] and result.last["epoch"] == 2
@@ -104,7 +104,7 @@ def test_one_process_nccl_ddp_run(tiny_data, tmp_path):
 # seen on an H200 (torch 2.11): one sync in 4 batches, surfacing on the training thread from
 # C++ outside a Python call; `benchmarks/sync_probe.py --locate` finds where it is made
 # (benchmarks/results/gpu-nvidia-h200.md)
-TORCHVISION_SYNC = pytest.mark.xfail(reason="one host sync in 4 batches, caller not yet traced",
+WORKERS_SYNC = pytest.mark.xfail(reason="one host sync in 4 batches, caller not yet traced",
                                      strict=False)
 
 
@@ -112,7 +112,7 @@ TORCHVISION_SYNC = pytest.mark.xfail(reason="one host sync in 4 batches, caller 
 # events), which torch's sync debug mode never sees, so the test would pass whatever DALI does.
 # DALI is judged instead by its load-mode efficiency against synthetic batches in
 # benchmarks/gpu_check.sh (the bench rows DALI / cache-gpu / synthetic).
-@pytest.mark.parametrize("backend", [pytest.param("torchvision", marks=TORCHVISION_SYNC),
+@pytest.mark.parametrize("backend", [pytest.param("workers", marks=WORKERS_SYNC),
                                      "cache-ram", "cache-gpu", "synthetic"])
 def test_loaders_do_not_sync_per_batch(tiny_data, backend):
     from fastleaf.bench.syncs import loader_syncs

@@ -15,8 +15,9 @@ from fastleaf.cli import main
 from fastleaf.config import ConfigError, resolve_config
 from fastleaf.errors import FastleafError
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint
-from fastleaf.train.records import append_score, read_rows
+from fastleaf.train.records import append_score
 from fastleaf.train.trainer import fit
+from fastleaf.utils.csv_rows import read_rows
 
 FAST = ["--model", "cnn", "--img-size", "112", "--batch-size", "16", "--workers", "0",
         "--device", "cpu", "--no-progress", "--no-tensorboard", "--augment", "light"]
@@ -291,7 +292,7 @@ def test_prediction_refuses_a_decompression_bomb(tiny_data, finished, tmp_path, 
     huge_header_jpeg(data / bomb)
     code = main(["tta-predict", "--data", str(data), "--checkpoint", str(finished),
                  "--out", str(tmp_path / "sub.csv"), "--device", "cpu", "--workers", "0",
-                 "--loader", "torchvision"])
+                 "--loader", "workers"])
     assert code == 2
     assert "pixel limit" in one_line_error(capsys)
     assert not (tmp_path / "sub.csv").exists()

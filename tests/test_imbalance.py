@@ -56,7 +56,7 @@ def test_the_training_loss_carries_the_weights(tiny_data):
         class_weights(table.train.labels, table.num_classes)))
 
 
-@pytest.mark.parametrize("backend", ["torchvision", "cache-ram"])
+@pytest.mark.parametrize("backend", ["workers", "cache-ram"])
 def test_a_balanced_training_loader_reads_the_base_draw(tiny_data, backend):
     samples = load_table(tiny_data, val_fraction=0.2, seed=0).train
     options = LoaderOptions(batch_size=4, workers=0, seed=1, balanced=True)

@@ -13,7 +13,7 @@ from fastleaf.data.table import fold_indices
 from fastleaf.predict.ensemble import PredictSettings, load_members
 from fastleaf.predict.runner import tta_predict
 from fastleaf.predict.scoring import evaluate_checkpoints
-from fastleaf.train import kfold
+from fastleaf import kfold
 
 
 def test_folds_disjoint_cover_and_stratified():

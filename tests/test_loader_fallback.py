@@ -36,21 +36,21 @@ def test_auto_on_cuda_prefers_the_gpu_cache_then_dali_then_workers(monkeypatch):
     free = {"bytes": 80 * 2**30}
     monkeypatch.setattr(cache_backend, "available_gpu_bytes", lambda device: free["bytes"])
     ranked = auto_choices(CUDA, **SET)
-    assert names(ranked) == ["cache-gpu", "dali", "torchvision"]
+    assert names(ranked) == ["cache-gpu", "dali", "workers"]
     assert "fit in free GPU memory" in ranked[0][1]
     free["bytes"] = 2**30                                  # a small card: DALI decodes per epoch
     ranked = auto_choices(CUDA, **SET)
-    assert names(ranked) == ["dali", "torchvision"] and "does not fit" in ranked[0][1]
-    assert names(auto_choices(CUDA)) == ["dali", "torchvision"]    # prediction: one pass
+    assert names(ranked) == ["dali", "workers"] and "does not fit" in ranked[0][1]
+    assert names(auto_choices(CUDA)) == ["dali", "workers"]    # prediction: one pass
     assert resolve_backend("auto", CUDA, **SET)[0] == "dali"
 
 
 def test_auto_on_the_cpu_caches_in_ram_when_it_fits(monkeypatch):
     monkeypatch.setattr(cache_backend, "available_ram_bytes", lambda: 20 * 2**30)
-    assert names(auto_choices(CPU, **SET)) == ["cache-ram", "torchvision"]
+    assert names(auto_choices(CPU, **SET)) == ["cache-ram", "workers"]
     monkeypatch.setattr(cache_backend, "available_ram_bytes", lambda: 2**30)
     ranked = auto_choices(CPU, **SET)
-    assert names(ranked) == ["torchvision"] and "do not fit" in ranked[0][1]
+    assert names(ranked) == ["workers"] and "do not fit" in ranked[0][1]
 
 
 def samples_of(tiny_data):
@@ -68,18 +68,18 @@ def test_a_backend_that_fails_to_build_hands_over_with_one_line(tiny_data, monke
 
     monkeypatch.setattr(cache_backend, "ram_cache", broken)
     samples = samples_of(tiny_data)
-    choices = Choices(["cache-ram", "torchvision"])
+    choices = Choices(["cache-ram", "workers"])
     loader = create_auto_loader(samples, AugmentSpec.eval_preset(112),
                                 LoaderOptions(batch_size=4, workers=0), choices)
     assert loader.backend == "cache-ram"
     assert collect(loader).tolist() == samples.labels.tolist()
-    assert loader.backend == "torchvision" and "is broken" in loader.fallback
+    assert loader.backend == "workers" and "is broken" in loader.fallback
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "failed" in line]
     assert lines == ["loader cache-ram failed (the cache's library is broken); auto falls back "
-                     "to torchvision"]
+                     "to workers"]
     # the other loader of the run does not try the failed backend again
-    assert choices.names == ["torchvision"]
+    assert choices.names == ["workers"]
     assert collect(loader).tolist() == samples.labels.tolist()     # the next epoch too
 
 
@@ -92,11 +92,11 @@ def test_a_backend_that_fails_on_its_first_batch_hands_over(tiny_data, monkeypat
     samples = samples_of(tiny_data)
     loader = create_auto_loader(samples, AugmentSpec.train_preset(112),
                                 LoaderOptions(batch_size=4, workers=0, seed=1),
-                                Choices(["cache-ram", "torchvision"]))
+                                Choices(["cache-ram", "workers"]))
     loader.set_epoch(3)
     labels = collect(loader)
     assert sorted(labels.tolist()) == sorted(samples.labels.tolist())
-    assert loader.backend == "torchvision" and "pinned memory exhausted" in capsys.readouterr().out
+    assert loader.backend == "workers" and "pinned memory exhausted" in capsys.readouterr().out
 
 
 def test_a_bad_file_is_the_datas_fault_not_the_backends(tiny_data, monkeypatch):
@@ -106,15 +106,15 @@ def test_a_bad_file_is_the_datas_fault_not_the_backends(tiny_data, monkeypatch):
     monkeypatch.setattr(cache_backend, "ram_cache", bad_file)
     loader = create_auto_loader(samples_of(tiny_data), AugmentSpec.eval_preset(112),
                                 LoaderOptions(batch_size=4, workers=0),
-                                Choices(["cache-ram", "torchvision"]))
+                                Choices(["cache-ram", "workers"]))
     with pytest.raises(ImageDecodeError, match="row 5"):
         collect(loader)
 
 
 def test_the_last_choice_failing_keeps_its_own_error(tiny_data):
-    choices = Choices(["torchvision"])
+    choices = Choices(["workers"])
     with pytest.raises(RuntimeError, match="boom"):
-        choices.failed("torchvision", RuntimeError("boom"))
+        choices.failed("workers", RuntimeError("boom"))
 
 
 def test_a_training_run_on_auto_survives_a_failing_first_choice(tiny_data, tmp_path, monkeypatch,
@@ -127,7 +127,7 @@ def test_a_training_run_on_auto_survives_a_failing_first_choice(tiny_data, tmp_p
                          batch_size=16, workers=0, device="cpu", amp=False, progress=False,
                          tensorboard=False, check_data=False, out=str(tmp_path / "run"))
     result = fit(cfg)
-    assert result.loader == "torchvision"
+    assert result.loader == "workers"
     out = capsys.readouterr().out
     assert out.count("loader cache-ram failed (cannot map the cache file)") == 1
     assert np.isfinite(float(result.last["val_loss"]))
@@ -152,7 +152,7 @@ def test_dali_asked_for_by_name_that_fails_is_one_line_exit_2(tiny_data, tmp_pat
     assert code == 2
     error = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "DALI pipeline failed" in error[0]
-    assert "contrast_center" in error[0] and "--loader torchvision" in error[0]
+    assert "contrast_center" in error[0] and "--loader workers" in error[0]
     assert "Traceback" not in out
 
 
@@ -168,8 +168,8 @@ def test_dali_under_auto_that_fails_hands_over(tiny_data, monkeypatch, capsys):
     samples = samples_of(tiny_data)
     loader = create_auto_loader(samples, AugmentSpec.train_preset(112),
                                 LoaderOptions(batch_size=4, workers=1),
-                                Choices(["dali", "torchvision"]))
+                                Choices(["dali", "workers"]))
     assert sorted(collect(loader).tolist()) == sorted(samples.labels.tolist())
-    assert loader.backend == "torchvision"
+    assert loader.backend == "workers"
     assert "loader dali failed (DALI pipeline failed: Named arguments must be on CPU." in \
         capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The base decides which rows each shard reads and in which order; the backends follow it.
 
-The torchvision worker loader (both pipelines), cache-ram and synthetic read the base's
+The workers loader (both pipelines), cache-ram and synthetic read the base's
 ``epoch_order`` exactly.  DALI's reader shuffles with its own generator, so it is held to the
 base's sizes and to a reproducible permutation instead.
 """
@@ -17,7 +17,7 @@ from fastleaf.data.augment import AugmentSpec
 from fastleaf.data.table import load_table
 from fastleaf.loaders import LoaderOptions, Shard, create_loader
 from fastleaf.loaders.base import epoch_order, shard_range, train_count
-from fastleaf.loaders.torchvision_backend import TorchvisionLoader
+from fastleaf.loaders.workers_backend import WorkerLoader
 
 N = 23      # prime: no shard count or batch size divides it, so wrapping and drop_last both bite
 
@@ -84,7 +84,7 @@ def test_eval_shards_are_contiguous_and_cover_every_row_once():
 def make(samples, backend, train, opts):
     spec = AugmentSpec.train_preset(32, "light") if train else AugmentSpec.eval_preset(32)
     if backend in ("albumentations", "torchvision"):
-        loader = TorchvisionLoader(samples, spec, opts, pipeline=backend)
+        loader = WorkerLoader(samples, spec, opts, pipeline=backend)
         assert loader.pipeline == backend
         return loader
     return create_loader(samples, spec, opts, backend)
@@ -102,8 +102,8 @@ def test_every_backend_reads_the_base_order(samples, backend):
     for index in range(2):
         opts = options(index, 2)
         train = make(samples, backend, True, opts)
-        assert train.fallback is None and train.backend == backend.replace("albumentations",
-                                                                           "torchvision")
+        pipeline = backend in ("albumentations", "torchvision")     # a pipeline of the workers
+        assert train.fallback is None and train.backend == ("workers" if pipeline else backend)
         assert train.num_samples == train_count(N, opts) == 10 and len(train) == 2
         for epoch in (0, 3, 0):     # set_epoch may go back: the order is a function of it
             expected = epoch_order(N, opts, epoch)

@@ -76,7 +76,7 @@ def test_a_photo_gets_the_checkpoints_top5(exported, tiny_data, capsys, tta):
     run, model = exported
     photo = str(load_table(tiny_data).val.paths[1])
     assert main(["predict", photo, "--checkpoint", str(run), "--tta", tta, "--no-amp",
-                 "--device", "cpu", "--workers", "0", "--loader", "torchvision"]) == 0
+                 "--device", "cpu", "--workers", "0", "--loader", "workers"]) == 0
     torch_rows = table_rows(capsys.readouterr().out)
     assert main(["predict", photo, "--model", str(model), "--tta", tta]) == 0
     onnx_rows = table_rows(capsys.readouterr().out)
@@ -129,7 +129,7 @@ def test_on_real_photos_the_export_agrees_with_its_trained_run(shared_data, tmp_
     for path in load_table(shared_data, val_fraction=cfg.val_fraction, seed=cfg.seed).val.paths:
         (folder / path.name).symlink_to(path)
     settings = PredictSettings(tta="none", device="cpu", amp=False, workers=0,
-                               loader="torchvision")
+                               loader="workers")
     torch_top = predict_photos(folder, [run], settings=settings).top
     onnx_top = predict_photos_onnx(folder, tmp_path / "cnn.onnx").top
     assert len(onnx_top) > 100

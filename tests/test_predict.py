@@ -7,55 +7,43 @@ import pytest
 import torch
 
 from fastleaf.cli import main
-from fastleaf.config import resolve_config
 from fastleaf.predict import runner
 from fastleaf.predict.ensemble import (PredictSettings, average_probs, ensemble_probs,
                                        load_members, parse_weights)
 from fastleaf.predict.scoring import evaluate_checkpoints
 from fastleaf.predict.submission import SubmissionError, check_submission, write_submission
 from fastleaf.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from fastleaf.train.trainer import fit
 
-# the module trains a run in a fixture before its first test
+# the first test to ask for it trains the shared run (conftest.tiny_run)
 pytestmark = pytest.mark.slow
 
 FAST = PredictSettings(tta="none", batch_size=16, device="cpu", workers=0)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_data, tmp_path_factory):
-    """One tiny training run (1 epoch, bf16 + channels_last) reused by every test here."""
-    out = tmp_path_factory.mktemp("predict") / "run"
-    cfg = resolve_config(data=str(tiny_data), model="cnn", img_size=112, epochs=1, batch_size=8,
-                         lr=1e-3, augment="none", workers=0, amp=True, channels_last=True,
-                         device="cpu", tensorboard=False, progress=False, out=str(out))
-    return fit(cfg).run_dir
-
-
-def test_submission_order_header_and_labels(tiny_data, run_dir, tmp_path):
+def test_submission_order_header_and_labels(tiny_data, tiny_run, tmp_path):
     out = tmp_path / "sub.csv"
     settings = PredictSettings(tta="hflip", batch_size=16, device="cpu", workers=0)
-    result = runner.tta_predict(tiny_data, [run_dir / "best.pt"], out=out, settings=settings,
+    result = runner.tta_predict(tiny_data, [tiny_run / "best.pt"], out=out, settings=settings,
                                 save_probs=tmp_path / "probs.npy")
     test = pd.read_csv(tiny_data / "test.csv", dtype=str)
     sub = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert out.read_text().splitlines()[0] == "image,label"
     assert sub["image"].tolist() == test["image"].tolist()
-    assert set(sub["label"]) <= set(load_checkpoint(run_dir)["classes"])
+    assert set(sub["label"]) <= set(load_checkpoint(tiny_run)["classes"])
     assert result.rows == len(test) and result.output.views == 2 and result.img_per_s > 0
     probs = np.load(tmp_path / "probs.npy")
     assert probs.shape == (len(test), 6) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["probs.npy", "sub.csv"]   # no temps
 
 
-def test_cli_writes_submission_and_probs(tiny_data, run_dir, tmp_path):
+def test_cli_writes_submission_and_probs(tiny_data, tiny_run, tmp_path):
     out, probs = tmp_path / "sub.csv", tmp_path / "probs.csv"
-    code = main(["tta-predict", "--data", str(tiny_data), "--checkpoint", str(run_dir),
+    code = main(["tta-predict", "--data", str(tiny_data), "--checkpoint", str(tiny_run),
                  "--tta", "none", "--out", str(out), "--save-probs", str(probs),
                  "--device", "cpu", "--workers", "0", "--batch-size", "32"])
     assert code == 0
     table = pd.read_csv(probs)
-    classes = load_checkpoint(run_dir)["classes"]
+    classes = load_checkpoint(tiny_run)["classes"]
     assert list(table.columns) == ["image", *classes]
     assert np.allclose(table[classes].sum(axis=1), 1.0, atol=1e-4)
     # the written labels are the arg-max of the saved probabilities
@@ -63,19 +51,19 @@ def test_cli_writes_submission_and_probs(tiny_data, run_dir, tmp_path):
     assert pd.read_csv(out)["label"].tolist() == argmax
 
 
-def test_mixed_class_lists_are_refused(run_dir, tmp_path):
-    state = load_checkpoint(run_dir / "best.pt")
+def test_mixed_class_lists_are_refused(tiny_run, tmp_path):
+    state = load_checkpoint(tiny_run / "best.pt")
     state["classes"] = list(reversed(state["classes"]))
     other = tmp_path / "other.pt"
     save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(CheckpointError) as err:
-        load_members([run_dir / "best.pt", other])
-    assert str(run_dir / "best.pt") in str(err.value) and str(other) in str(err.value)
+        load_members([tiny_run / "best.pt", other])
+    assert str(tiny_run / "best.pt") in str(err.value) and str(other) in str(err.value)
 
 
-def test_checkpoint_paths_resolve(run_dir, tmp_path):
-    assert [m.path for m in load_members([run_dir])] == [run_dir / "best.pt"]
-    assert [m.path for m in load_members([run_dir.parent])] == [run_dir / "best.pt"]
+def test_checkpoint_paths_resolve(tiny_run, tmp_path):
+    assert [m.path for m in load_members([tiny_run])] == [tiny_run / "best.pt"]
+    assert [m.path for m in load_members([tiny_run.parent])] == [tiny_run / "best.pt"]
     with pytest.raises(CheckpointError, match="no best.pt"):
         load_members([tmp_path])
 
@@ -92,9 +80,9 @@ def test_average_probs_by_hand():
             parse_weights(bad, 2)
 
 
-def test_ensemble_of_identical_checkpoints_equals_one(run_dir):
-    one = load_members([run_dir])
-    two = load_members([run_dir, run_dir / "best.pt"], weights="1,3")
+def test_ensemble_of_identical_checkpoints_equals_one(tiny_run):
+    one = load_members([tiny_run])
+    two = load_members([tiny_run, tiny_run / "best.pt"], weights="1,3")
     samples = one[0].run.val_samples()
     p1 = ensemble_probs(one, samples, FAST)["none"]
     p2 = ensemble_probs(two, samples, FAST)["none"]
@@ -103,37 +91,37 @@ def test_ensemble_of_identical_checkpoints_equals_one(run_dir):
     assert torch.equal(p1.labels, torch.from_numpy(samples.labels))
 
 
-def test_weighted_ensemble_of_different_members_is_their_weighted_mean(run_dir, tmp_path):
-    state = load_checkpoint(run_dir / "best.pt")
+def test_weighted_ensemble_of_different_members_is_their_weighted_mean(tiny_run, tmp_path):
+    state = load_checkpoint(tiny_run / "best.pt")
     generator = torch.Generator().manual_seed(1)
     other = {**state, "model": {k: v + 0.05 * torch.randn(v.shape, generator=generator)
                                 if v.is_floating_point() else v
                                 for k, v in state["model"].items()}}
     save_checkpoint(tmp_path / "other.pt", other)
-    a, b = load_members([run_dir]), load_members([tmp_path / "other.pt"])
+    a, b = load_members([tiny_run]), load_members([tmp_path / "other.pt"])
     samples = a[0].run.val_samples()
     pa = ensemble_probs(a, samples, FAST)["none"].probs
     pb = ensemble_probs(b, samples, FAST)["none"].probs
     assert not torch.allclose(pa, pb, atol=1e-3)          # the members really differ
-    both = load_members([run_dir, tmp_path / "other.pt"], weights="1,3")
+    both = load_members([tiny_run, tmp_path / "other.pt"], weights="1,3")
     mixed = ensemble_probs(both, samples, FAST)["none"].probs
     assert torch.allclose(mixed, 0.25 * pa + 0.75 * pb, atol=1e-5)
 
 
-def test_evaluate_without_tta_reproduces_training(run_dir):
-    best = load_checkpoint(run_dir)["metrics"]
+def test_evaluate_without_tta_reproduces_training(tiny_run):
+    best = load_checkpoint(tiny_run)["metrics"]
     settings = PredictSettings(batch_size=None, amp=None, amp_dtype=None, channels_last=None,
                                device="cpu", workers=0)
-    result = evaluate_checkpoints([run_dir], tta="none", settings=settings)
+    result = evaluate_checkpoints([tiny_run], tta="none", settings=settings)
     assert list(result.metrics) == ["none"]
     for key in ("acc", "f1_macro", "kappa"):
         assert result.metrics["none"][key] == pytest.approx(best[key], abs=1e-6)
 
 
-def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, tmp_path, capsys):
+def test_evaluate_cli_on_labelled_csv(tiny_data, tiny_run, tmp_path, capsys):
     csv = tmp_path / "few.csv"
     pd.read_csv(tiny_data / "train.csv").iloc[::6].to_csv(csv, index=False)   # 12 rows
-    code = main(["evaluate", "--checkpoint", str(run_dir), "--csv", str(csv),
+    code = main(["evaluate", "--checkpoint", str(tiny_run), "--csv", str(csv),
                  "--data", str(tiny_data), "--tta", "flips", "--device", "cpu",
                  "--workers", "0", "--batch-size", "16"])
     assert code == 0
@@ -141,7 +129,7 @@ def test_evaluate_cli_on_labelled_csv(tiny_data, run_dir, tmp_path, capsys):
     assert "flips" in text and "gain" in text and "12 rows" in text
 
 
-def test_failed_check_leaves_no_file(tiny_data, run_dir, tmp_path, monkeypatch):
+def test_failed_check_leaves_no_file(tiny_data, tiny_run, tmp_path, monkeypatch):
     from fastleaf.predict import submission
 
     real = submission.write_submission
@@ -152,7 +140,7 @@ def test_failed_check_leaves_no_file(tiny_data, run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(submission, "write_submission", corrupt)
     out = tmp_path / "sub.csv"
     with pytest.raises(SubmissionError, match="row 2: label 'no_such_species'"):
-        runner.tta_predict(tiny_data, [run_dir], out=out, settings=FAST,
+        runner.tta_predict(tiny_data, [tiny_run], out=out, settings=FAST,
                            save_probs=tmp_path / "p.npy")
     assert list(tmp_path.iterdir()) == []          # no submission, no probabilities, no temp
 

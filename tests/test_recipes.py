@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from fastleaf.cli import main
-from fastleaf.config import TrainConfig, resolve_config
-from fastleaf.recipes import describe, list_recipes, locate_config, recipe_dir, recipe_names
+from fastleaf.config import TrainConfig, list_recipes, resolve_config
+from fastleaf.recipes import describe, locate_config, recipe_dir, recipe_names
 
 PAPER = {"cnn": "cnn", "vgg16": "vgg16", "resnet18": "resnet18", "deit_tiny": "deit_tiny"}
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

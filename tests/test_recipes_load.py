@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from fastleaf.config import TrainConfig, resolve_config
+from fastleaf.config import TrainConfig, load_recipe, resolve_config
 from fastleaf.models import create_model
-from fastleaf.recipes import load_recipe, recipe_names
+from fastleaf.recipes import recipe_names
 
 NAMES = recipe_names()
 

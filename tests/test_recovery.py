@@ -228,16 +228,16 @@ def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_data, tmp
 
 
 @pytest.mark.slow
-def test_f8_resume_is_exact_with_torchvision_loader_workers(tiny_data, tmp_path, monkeypatch):
+def test_f8_resume_is_exact_with_the_workers_loader(tiny_data, tmp_path, monkeypatch):
     # worker processes draw the augmentations: a resumed run's fresh workers must draw
     # epoch 2's views, not epoch 1's again
     assert_same_weights(*interrupt_then_resume(tiny_data, tmp_path, monkeypatch, 2,
-                                               loader="torchvision", workers=2, amp=False))
+                                               loader="workers", workers=2, amp=False))
 
 
 @pytest.mark.parametrize("pipeline", ["albumentations", "torchvision"])
 def test_f8_worker_views_of_an_epoch_do_not_depend_on_the_epochs_before(tiny_data, pipeline):
-    from fastleaf.loaders.torchvision_backend import TorchvisionLoader
+    from fastleaf.loaders.workers_backend import WorkerLoader
 
     table = load_table(str(tiny_data), val_fraction=0.25, seed=0)
     rows = table.train.subset(np.arange(12))
@@ -248,10 +248,10 @@ def test_f8_worker_views_of_an_epoch_do_not_depend_on_the_epochs_before(tiny_dat
         loader.set_epoch(epoch)
         return torch.cat([images for images, _ in loader])
 
-    continued = TorchvisionLoader(rows, spec, options, pipeline=pipeline)
+    continued = WorkerLoader(rows, spec, options, pipeline=pipeline)
     views(continued, 1)
     second = views(continued, 2)
-    resumed = TorchvisionLoader(rows, spec, options, pipeline=pipeline)   # fresh workers
+    resumed = WorkerLoader(rows, spec, options, pipeline=pipeline)   # fresh workers
     assert torch.equal(views(resumed, 2), second)
     assert not torch.equal(views(resumed, 3), second)
 

@@ -174,7 +174,7 @@ def test_f6_predict_on_a_folder_skips_and_reports_unreadable_files(tiny_data, fi
     (photos / "empty.jpg").write_bytes(b"")
     out = tmp_path / "p.csv"
     assert main(["predict", str(photos), "--checkpoint", str(finished), "--device", "cpu",
-                 "--workers", "2", "--loader", "torchvision", "--out", str(out)]) == 0
+                 "--workers", "2", "--loader", "workers", "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "Traceback" not in said
     assert "skipped 2 unreadable file(s)" in said
@@ -189,7 +189,7 @@ def test_f6_tta_predict_bad_image_read_in_a_worker_is_one_line(data, finished, t
     (data / test_rows[3]).write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)   # a JPEG start only
     code = main(["tta-predict", "--data", str(data), "--checkpoint", str(finished),
                  "--out", str(tmp_path / "sub.csv"), "--device", "cpu", "--workers", "2",
-                 "--loader", "torchvision", "--tta", "none"])
+                 "--loader", "workers", "--tta", "none"])
     assert code == 2
     line = one_line_error(capsys)
     assert test_rows[3] in line and "test.csv line 4" in line
@@ -197,7 +197,7 @@ def test_f6_tta_predict_bad_image_read_in_a_worker_is_one_line(data, finished, t
 
 def test_f6_train_without_the_check_bad_image_in_a_worker_is_one_line(data, tmp_path, capsys):
     (data / "images" / "3.jpg").write_bytes(b"")
-    args = train_args(data, tmp_path / "r", "--loader", "torchvision", "--workers", "2",
+    args = train_args(data, tmp_path / "r", "--loader", "workers", "--workers", "2",
                       "--val-fraction", "0")
     assert main(args) == 2
     line = one_line_error(capsys)

@@ -9,7 +9,7 @@ import pytest
 
 from fastleaf.cli import main
 from fastleaf.config import resolve_config
-from fastleaf.train import kfold
+from fastleaf import kfold
 from fastleaf.train.trainer import fit
 
 from test_guards import one_line_error   # the suite's one reader of a one-line error
@@ -234,7 +234,7 @@ def test_f25_resume_with_fewer_epochs_than_trained_is_refused(made, tmp_path, ca
 
 @pytest.mark.slow
 def test_f25_out_dot_names_the_folder_in_scores(tiny_data, tmp_path, monkeypatch):
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     here = tmp_path / "parent" / "dotrun"
     here.mkdir(parents=True)
@@ -273,7 +273,7 @@ def test_f22_evaluate_from_another_folder_scores_the_runs_own_data(tiny_data, tm
     own = open_run(tmp_path / "r").val_samples()
     assert own.csv == home / "data" / "train.csv"
     assert f"validation split ({len(own)} rows)" in scored
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
 
     assert float(read_rows(tmp_path / "r" / "metrics.csv")[0]["acc"]) == pytest.approx(
         float(scored.split("│")[2]), abs=1e-4)

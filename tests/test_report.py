@@ -14,7 +14,7 @@ from fastleaf.data.table import DataError
 from fastleaf.train.metrics import classification_metrics
 from fastleaf.train.trainer import fit
 from fastleaf.viz.confusion import confused_pairs, validation_predictions, worst_classes
-from fastleaf.viz.report import build_report
+from fastleaf.report.build import build_report
 from fastleaf.viz.runs import comparison_rows, read_run, read_runs
 
 # the module trains a run in a fixture before its first test
@@ -86,7 +86,7 @@ def test_html_is_self_contained_and_markdown_links_images(report):
     # the training curves sit together in one grid, each embedded once
     curves = page.split("<h2>Training curves</h2>")[1].split("<h2>")[0]
     grid = re.search(r"<div class='grid'>(.*?)</div>", curves, re.S)
-    from fastleaf.viz.report import CURVES
+    from fastleaf.report.build import CURVES
 
     assert grid and re.findall(r"alt='([^']+)'", grid.group(1)) == [
         written[key].stem for key, _ in CURVES]

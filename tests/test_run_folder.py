@@ -116,7 +116,7 @@ def test_the_split_and_eval_loader_are_the_runs_own(run, tiny_data):
     val = saved.val_samples()
     assert np.array_equal(val.rows, expected.rows) and np.array_equal(val.labels, expected.labels)
     device = torch.device("cpu")
-    loader = saved.eval_loader(val, device, workers=0, loader="torchvision")
+    loader = saved.eval_loader(val, device, workers=0, loader="workers")
     batches = list(loader)
     assert len(batches) == -(-len(val) // 5)                   # the run's batch size
     images = torch.cat([x for x, _ in batches])
@@ -126,7 +126,7 @@ def test_the_split_and_eval_loader_are_the_runs_own(run, tiny_data):
     # normalised with the run's mean 0.5 / std 0.25: pixels in [0, 1] land in [-2, 2]
     assert images.min() >= -2.0 - 1e-5 and images.max() <= 2.0 + 1e-5
     assert images.min() < -1.0
-    other = saved.eval_loader(val, device, batch_size=64, workers=0, loader="torchvision")
+    other = saved.eval_loader(val, device, batch_size=64, workers=0, loader="workers")
     assert len(other) == 1 and torch.equal(next(iter(other))[0], images)
 
 

@@ -142,7 +142,7 @@ def test_an_interrupted_study_resumes_without_retraining(tiny_data, tmp_path):
     """The first attempt finishes the CNN, then stops ResNet18 after one of its two epochs;
     the rerun trains only what is missing and writes the report."""
     from fastleaf.study.runner import run_study
-    from fastleaf.train.records import read_rows
+    from fastleaf.utils.csv_rows import read_rows
     from fastleaf.train.trainer import fit
 
     out = tmp_path / "R"

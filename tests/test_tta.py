@@ -8,6 +8,7 @@ import torch.nn as nn
 from fastleaf.predict import tta
 from fastleaf.train.loop import predict_logits
 from fastleaf.train.precision import create_precision
+from fastleaf.vocab import TTA_NAMES
 
 
 @pytest.fixture
@@ -63,8 +64,8 @@ def test_five_crop_shapes_and_centre():
 def test_unknown_tta_name():
     with pytest.raises(ValueError, match="unknown TTA"):
         tta.views("rot45")
-    assert [tta.view_count(n) for n in tta.TTA_NAMES] == \
-        [len(tta.views(n)(torch.zeros(1, 3, 4, 4))) for n in tta.TTA_NAMES]
+    assert [tta.view_count(n) for n in TTA_NAMES] == \
+        [len(tta.views(n)(torch.zeros(1, 3, 4, 4))) for n in TTA_NAMES]
 
 
 class CornerModel(nn.Module):

@@ -1,5 +1,6 @@
 """Label audit: likely wrong labels from out-of-fold probabilities, near-copies whose labels
-disagree, test images that copy training images; and the ``train --exclude/--relabel`` side.
+disagree, test images that copy training images.  The ``train --exclude/--relabel`` side, which
+reads an ``audit.csv`` into a run's table, is :mod:`fastleaf.data.audit_rows`.
 
 This module imports nothing heavy: the command line reads its choices while building parsers.
 """

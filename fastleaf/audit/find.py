@@ -33,7 +33,7 @@ import pandas as pd
 from ..data.table import DataError, csv_line, read_frame, resolve_layout
 from ..errors import UsageError
 from . import DEFAULT_METHOD, METHODS
-from ..train.oof import OOF_CSV, OutOfFold, read_out_of_fold
+from ..predict.oof import OOF_CSV, OutOfFold, read_out_of_fold
 
 AUDIT_CSV = "audit.csv"
 AUDIT_COLUMNS = ("image", "csv", "line", "given_label", "suggested_label", "score", "reason",
@@ -180,7 +180,8 @@ def audit(data_dir, oof: OutOfFold | None = None, *, method: str = DEFAULT_METHO
         duplicates: also look for near-copies (a perceptual hash of every image).
         max_distance: hash bits that still count as one picture (dedup's default).
     """
-    from ..data.dedup import MAX_DISTANCE, find_near_duplicates
+    from ..data.dedup import MAX_DISTANCE
+    from ..data.near_duplicates import find_near_duplicates
 
     if oof is None and not duplicates:
         raise UsageError("nothing to audit: give a k-fold run (oof.csv) or keep the "

@@ -23,10 +23,11 @@ import torch.nn as nn
 
 from ..data.augment import AugmentSpec
 from ..data.table import Samples, load_table
-from ..loaders import BACKENDS, LoaderOptions, create_loader, resolve_backend
+from ..loaders import LoaderOptions, create_loader, resolve_backend
 from ..utils.console import console
 from ..train.precision import Precision, create_precision, default_speed_flags, loader_dtype
 from ..utils.device import configure_device, resolve_device, seed_everything
+from ..vocab import BACKENDS
 from .plan import Case, Plan
 from .probe import CaseProgress, make_plan
 from .runner import build_case_model, mode_runner
@@ -34,7 +35,7 @@ from .report import add_efficiency, device_name
 from .timing import batch_stream, time_repeats
 
 DEFAULT_MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")
-DEFAULT_LOADERS = ("dali", "torchvision", "cache-ram", "cache-gpu", "synthetic")
+DEFAULT_LOADERS = BACKENDS     # every backend, the synthetic batches (the ceiling) included
 # the set repeated to at least this many batches: DALI's reader then does not restart an
 # epoch (and reshuffle) every few timed steps
 MIN_BATCHES = 20
@@ -224,8 +225,8 @@ def run_plan(plan: Plan, pool: LoaderPool, num_classes: int,
         if current != (case.model, case.flags):
             current, model = (case.model, case.flags), None
             try:
-                model = build_case_model(case.model, case.flags, num_classes, pool.settings,
-                                         pool.device)
+                model = build_case_model(case.model, case.flags, num_classes,
+                                         pool.settings.img_size, pool.device)
             except Exception as err:
                 record_failure(pool, f"{case.model} ({case.flags.label()})", err)
             precision = create_precision(case.flags.amp, pool.device)

@@ -36,7 +36,8 @@ def probe_steps(name: str, flags, modes, settings, device: torch.device,
 
     batch = settings.batch_size if device.type == "cuda" \
         else min(settings.batch_size, CPU_PROBE_BATCH)
-    model = build_case_model(name, replace(flags, compile=False), num_classes, settings, device)
+    model = build_case_model(name, replace(flags, compile=False), num_classes,
+                             settings.img_size, device)
     precision = create_precision(flags.amp, device)
     size = settings.img_size
     x = torch.randn(batch, 3, size, size, device=device)

@@ -11,9 +11,9 @@ import torch
 from rich import box
 from rich.table import Table
 
-from ..train.records import write_rows
 from ..utils.atomic import write_text_atomic
 from ..utils.console import console
+from ..utils.csv_rows import write_rows
 
 ROW_KEYS = ("model", "mode", "loader", "amp", "channels_last", "compile", "batch_size",
             "img_size", "img_per_s", "img_per_s_min", "img_per_s_max", "compile_s", "warmup_s",

@@ -2,8 +2,6 @@
 of training steps, prediction batches or the loader alone."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
@@ -11,17 +9,14 @@ from ..config import TrainConfig
 from ..errors import UsageError
 from ..train.precision import Precision
 
-if TYPE_CHECKING:
-    from .measure import BenchSettings
 
-
-def build_case_model(name: str, flags, num_classes: int, settings: "BenchSettings",
+def build_case_model(name: str, flags, num_classes: int, img_size: int,
                      device: torch.device) -> nn.Module:
     """The model as ``fastleaf train`` wraps it: device -> channels_last -> compile."""
     from ..train.build import build_model
 
     cfg = TrainConfig(model=name, channels_last=flags.channels_last, compile=flags.compile,
-                      img_size=settings.img_size)
+                      img_size=img_size)
     return build_model(cfg, num_classes, device)[1]
 
 
@@ -38,7 +33,7 @@ def mode_runner(model: nn.Module, mode: str, precision: Precision):
     if mode != "train":
         raise UsageError(f"unknown bench mode {mode!r}: train, infer or load")
     # forward + backward + optimizer step, exactly the training loop's step
-    optimizer = create_optimizer(model, "adam", 3e-4)
+    optimizer = create_optimizer(model)       # the paper's Adam at its rate (the config's)
     loss_fn = nn.CrossEntropyLoss()
     return lambda steps: train_one_epoch(model, steps, optimizer, precision, loss_fn)
 

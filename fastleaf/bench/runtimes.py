@@ -22,7 +22,8 @@ from ..errors import UsageError
 from ..train.precision import create_precision
 from ..utils.console import console
 from ..utils.device import configure_device, resolve_device, seed_everything
-from .measure import BenchResult, BenchSettings, Flags, build_case_model, loader_split
+from .measure import BenchResult, BenchSettings, Flags, loader_split
+from .runner import build_case_model
 from .report import device_name
 from .timing import time_repeats
 
@@ -91,11 +92,11 @@ def runtime_row(name: str, runtime: str, flags: Flags, batch: int, settings: Ben
 def time_model(name: str, flags: Flags, settings: BenchSettings, runtimes, batches,
                folder: Path, device: torch.device, add: Callable[[dict], None]) -> None:
     """Every runtime x batch size of one model."""
-    model = build_case_model(name, flags, NUM_CLASSES, settings, device).eval()
+    model = build_case_model(name, flags, NUM_CLASSES, settings.img_size, device).eval()
     runners = {"torch": torch_runner(model, flags, device)}
     if "onnx" in runtimes:
-        path = export_for_bench(build_case_model(name, Flags(), NUM_CLASSES, settings, device),
-                                name, settings.img_size, folder)
+        plain = build_case_model(name, Flags(), NUM_CLASSES, settings.img_size, device)
+        path = export_for_bench(plain, name, settings.img_size, folder)
         runners["onnx"] = onnx_runner(path, torch.get_num_threads())
     rng = np.random.default_rng(settings.seed)
     for batch in batches:

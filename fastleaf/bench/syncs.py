@@ -123,7 +123,7 @@ def loop_syncs(model: nn.Module, batches: list, precision, optimizer=None,
     from ..train.loop import train_one_epoch
     from ..train.optim import create_optimizer
 
-    optimizer = optimizer or create_optimizer(model, "adam", 3e-4)
+    optimizer = optimizer or create_optimizer(model)
     loss_fn = nn.CrossEntropyLoss()
     train_one_epoch(model, batches[:2], optimizer, precision, loss_fn)   # lazy state, autotune
     count, _ = count_syncs(lambda: train_one_epoch(model, batches, optimizer, precision, loss_fn,

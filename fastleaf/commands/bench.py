@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from ..vocab import AUGMENTS, BACKENDS, LOADER_ALIASES
 
 NAME = "bench"
 HELP = "measure training/inference images/sec across models, loaders and speed flags"
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(cnn,vgg16,resnet18,deit_tiny)")
     g.add_argument("--modes", default="train,infer", help="train, infer and/or load (the loader alone, "
                    "training views) (train,infer)")
-    g.add_argument("--loaders", default="dali,torchvision,cache-ram,cache-gpu,synthetic",
+    g.add_argument("--loaders", default=",".join(BACKENDS),
                    help="loaders to time; those that cannot run here are skipped with the reason")
     g.add_argument("--amp", action=flag,
                    help="mixed precision (default: on CUDA and on CPUs with native bf16)")
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-images", type=int,
                    help="repeat the train rows to at least this many images (20 x batch size)")
     g.add_argument("--img-size", type=int, default=224)
-    g.add_argument("--augment", choices=["kaggle", "light", "none"], default="kaggle",
+    g.add_argument("--augment", choices=AUGMENTS, default="kaggle",
                    help="training augmentations of the train mode (kaggle)")
     g.add_argument("--workers", type=int, help="loader worker processes / decode threads "
                    "(default: chosen with the torch threads for the cores)")
@@ -89,6 +90,7 @@ def settings_from_args(args: argparse.Namespace):
     """Namespace -> :class:`BenchSettings`; unset speed flags take the device defaults."""
     from ..bench import BenchSettings, Flags
     from ..bench.measure import DEFAULT_MODELS
+    from ..utils.deprecation import current_name
     from ..utils.device import resolve_device
 
     if args.matrix:
@@ -102,7 +104,9 @@ def settings_from_args(args: argparse.Namespace):
         raise UsageError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
     return BenchSettings(models=split(args.models) if args.models else DEFAULT_MODELS,
                          modes=split(args.modes), budget=budget_from_args(args),
-                         loaders=split(args.loaders), flags=flags, data=args.data,
+                         loaders=tuple(current_name(n, LOADER_ALIASES, "--loaders")
+                                       for n in split(args.loaders)),
+                         flags=flags, data=args.data,
                          min_images=args.min_images, img_size=args.img_size,
                          batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                          repeats=args.repeats, max_seconds=args.max_seconds,

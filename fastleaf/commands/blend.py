@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..vocab import METRICS
+
 NAME = "blend"
 HELP = "search blend weights of k-fold runs on their out-of-fold predictions (blend.json)"
-METRICS = ("acc", "f1_macro", "kappa", "sum")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def print_blend(result, out) -> None:
 
     table = Table(title=f"out-of-fold scores over {result.rows} rows (blend by {result.metric})",
                   show_edge=False)
-    for column in ("member", "weight", "temperature", "acc", "f1_macro", "kappa", "sum"):
+    for column in ("member", "weight", "temperature", *METRICS):
         table.add_column(column, justify="right")
     for run, w, t, cv in zip(result.runs, result.weights, result.temperatures, result.member_cv):
         table.add_row(shown(run), f"{w:.3f}", f"{t:.3f}",
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..predict.blend import blend_runs, write_blend
-    from ..train.oof import OOF_CSV, OOF_PROBS
+    from ..predict.oof import OOF_CSV, OOF_PROBS
     from ..utils.paths import output_file
 
     output_file(args.out, "--out", [Path(r) / name for r in args.runs

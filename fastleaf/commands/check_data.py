@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 def print_near_duplicates(args: argparse.Namespace, max_lines: int) -> None:
     """Near-duplicate pairs, conflicting labels first, and a one-line count per kind."""
-    from ..data.dedup import KINDS, MAX_DISTANCE, find_near_duplicates
+    from ..data.dedup import MAX_DISTANCE
+    from ..data.near_duplicates import KINDS, find_near_duplicates
     from ..utils.console import console, shown
 
     found = find_near_duplicates(args.data, MAX_DISTANCE if args.max_distance is None

@@ -16,8 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def recipe_lines() -> list[str]:
     """The listing: name, model, epochs, optimizer and what the recipe reproduces."""
-    from ..config import TrainConfig
-    from ..recipes import list_recipes
+    from ..config import TrainConfig, list_recipes
 
     recipes = list_recipes()
     rows = [("NAME", "MODEL", "EPOCHS", "OPTIMIZER", "REPRODUCES")]

@@ -10,7 +10,7 @@ HELP = "score checkpoints on their validation split (or a labelled CSV) without 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import TTA_NAMES
+    from ..vocab import TTA_NAMES
     from .tta_predict import TTA_HELP, add_prediction_arguments
 
     p.add_argument("--data", help="data folder (default: the run's own)")

@@ -8,13 +8,18 @@ which name replaces it::
 
     add_deprecated(p, "--image-size", "--img-size", type=int)
     add_deprecated(p, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
+
+A flag that no longer does anything still parses, says so and why (:func:`add_ignored`).
+A renamed value works the same way as a renamed flag: ``--loader torchvision`` (the worker loader's old name)
+still parses, unlisted, as ``--loader workers`` (:func:`loader_choice`).
 """
 from __future__ import annotations
 
 import argparse
 from typing import Callable
 
-from ..utils.deprecation import deprecation_note
+from ..utils.deprecation import current_name, deprecation_note, removal_note
+from ..vocab import LOADER_ALIASES
 
 
 class _Deprecated(argparse.Action):
@@ -44,16 +49,38 @@ def add_deprecated(parser, old: str, new: str, *, convert: Callable | None = Non
                         default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
+class _Ignored(argparse.Action):
+    def __init__(self, option_strings, dest, why: str = "", **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        removal_note(option_string, self.why)
+
+
+def add_ignored(parser, old: str, why: str, **kwargs) -> None:
+    """Accept ``old`` (hidden from ``--help``, its values checked as before) and say once that
+    it changes nothing, and ``why``; it sets nothing in the namespace."""
+    parser.add_argument(old, action=_Ignored, why=why, dest=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
 def cache_loader(value: str) -> str | None:
     """``--cache ram|gpu|none`` -> the ``--loader`` value that replaced it (none: unset)."""
     return None if value == "none" else f"cache-{value}"
 
 
+def loader_choice(value: str) -> str:
+    """``--loader``'s type: an old backend name becomes its new one, with a note (argparse
+    checks the result against the choices, so the old name stays out of ``--help``)."""
+    return current_name(value, LOADER_ALIASES, "--loader")
+
+
 LOADER_HELP = ("data backend: auto (CUDA: DALI when installed, else cache-gpu for training "
-               "when the decoded set fits in GPU memory, else torchvision; CPU: cache-ram when it "
-               "fits in RAM, else torchvision; the reason is printed), "
-               "dali, torchvision (streams from disk), cache-ram / cache-gpu (decode every "
-               "image once into RAM / GPU memory)")
+               "when the decoded set fits in GPU memory, else workers; CPU: cache-ram when it "
+               "fits in RAM, else workers; the reason is printed), "
+               "dali, workers (worker processes decode and augment, streaming from disk), "
+               "cache-ram / cache-gpu (decode every image once into RAM / GPU memory)")
 
 
 DATA_HELP = ("data folder: Kaggle layout (train.csv, test.csv, images/) or folder-per-class "
@@ -95,7 +122,7 @@ def data_from_args(args):
     if args.data is not None:
         raise UsageError(f"--data {args.data} and --csv {args.csv} name two data sets; give "
                          f"one")
-    from ..data.csv_source import CsvSource
+    from ..sources import CsvSource
 
     return CsvSource.create(args.csv, args.image_col, args.label_col, args.images_root,
                             getattr(args, "test_csv", None))

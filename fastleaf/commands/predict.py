@@ -15,7 +15,7 @@ HELP = "name the species in a photo, or in every photo of a folder (CSV)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import TTA_NAMES
+    from ..vocab import TTA_NAMES
     from .tta_predict import TTA_HELP, add_prediction_arguments
 
     p.add_argument("target", metavar="IMAGE_OR_FOLDER",

@@ -16,7 +16,7 @@ HELP = ("write a data folder whose train.csv adds test rows predicted with confi
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import TTA_NAMES
+    from ..vocab import TTA_NAMES
     from .tta_predict import TTA_HELP, add_prediction_arguments
 
     p.add_argument("--data", help="Kaggle-layout folder (train.csv, test.csv, images/)")
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.pseudo import pseudo_label
+    from ..predict.pseudo import pseudo_label
     from ..utils.console import console, shown
     from .tta_predict import settings_from_args
 

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..utils.console import console, shown
     from ..utils.paths import output_folder
-    from ..viz.report import build_report
+    from ..report.build import build_report
 
     if args.worst < 1 or args.pairs < 1:
         raise UsageError("--worst and --pairs must be at least 1")

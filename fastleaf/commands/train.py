@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .flags import DATA_HELP, LOADER_HELP, add_csv_arguments, add_deprecated, cache_loader
+from .flags import (DATA_HELP, LOADER_HELP, add_csv_arguments, add_deprecated, add_ignored,
+                    cache_loader, loader_choice)
 
 NAME = "train"
 HELP = "train a model on Classify Leaves data and write a run folder"
@@ -13,9 +14,9 @@ HELP = "train a model on Classify Leaves data and write a run folder"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # every flag defaults to None so that --config values apply unless a flag is given;
     # the short and second long names are timm train.py's, so its users' commands carry over
-    from ..config import LOADERS
     from ..config import TrainConfig as D     # the defaults the help texts name
     from ..train.ema import DECAY_RANGE, HORIZON_FRACTION
+    from ..vocab import AMP_DTYPES, AUGMENTS, INTERPOLATIONS, LOADERS, METRICS
 
     flag = argparse.BooleanOptionalAction
     p.add_argument("--config", help="a built-in recipe (fastleaf configs lists them) or a YAML "
@@ -42,13 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "TF-ported EfficientNet-Lite, ImageNet's otherwise)")
     g.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
                    help="normalisation std (default: the pretrained weights')")
-    g.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"],
-                   help="resize filter the weights were trained with (recorded with the run; "
-                        "default: the weights' own)")
-    g.add_argument("--crop-pct", type=float,
-                   help="eval centre-crop fraction of the weights (recorded; default theirs)")
-    g.add_argument("--augment", choices=["kaggle", "light", "none"], help="training augmentations")
-    g.add_argument("--loader", choices=LOADERS, help=LOADER_HELP)
+    whole = "every loader evaluates the whole photo resized with one filter, as training saw it"
+    add_ignored(g, "--interpolation", whole, choices=INTERPOLATIONS)
+    add_ignored(g, "--crop-pct", whole, type=float)
+    g.add_argument("--augment", choices=AUGMENTS, help="training augmentations")
+    g.add_argument("--loader", type=loader_choice, choices=LOADERS, help=LOADER_HELP)
     add_deprecated(g, "--cache", "--loader", choices=["none", "ram", "gpu"], convert=cache_loader)
     g.add_argument("-j", "--workers", type=int,
                    help="loader worker processes (default: chosen with --threads for the cores)")
@@ -111,7 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mix-prob", "--mixup-prob", type=float,
                    help=f"chance a batch is mixed ({D.mix_prob})")
     g = p.add_argument_group("checkpoints")
-    g.add_argument("--eval-metric", choices=["acc", "f1_macro", "kappa", "sum"],
+    g.add_argument("--eval-metric", choices=METRICS,
                    help="validation metric that picks best.pt (sum, as the paper; Kaggle "
                         "scores acc)")
     g.add_argument("--keep-top", type=int, metavar="K",
@@ -119,7 +118,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("speed")
     g.add_argument("--amp", action=flag, help="mixed precision: bf16 on CPU, bf16/fp16 on CUDA "
                    "(default: on for CUDA and for CPUs with native bf16 kernels)")
-    g.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"])
+    g.add_argument("--amp-dtype", choices=AMP_DTYPES)
     g.add_argument("--channels-last", action=flag, help="NHWC memory format (default: on)")
     g.add_argument("--compile", "--torchcompile", action=flag, help="torch.compile the model")
     g.add_argument("--threads", type=int,
@@ -240,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         return launch_torchrun(args.nproc, args._argv)
     if cfg.folds and cfg.fold is None:
         # --folds without --fold: every fold, then the folds' mean ± std
-        from ..train.kfold import fit_folds, print_folds
+        from ..kfold import fit_folds, print_folds
 
         print_folds(fit_folds(cfg))
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..predict.settings import PredictSettings
-from .flags import LOADER_HELP, add_csv_arguments, add_deprecated, data_from_args
+from .flags import LOADER_HELP, add_csv_arguments, add_deprecated, data_from_args, loader_choice
 
 NAME = "tta-predict"
 TTA_HELP = ("test-time views: none, hflip, flips (h+v mirrors, 4 views), rot90 (8 dihedral "
@@ -16,7 +16,7 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                              checkpoint_required: bool = True, exported: bool = False) -> None:
     """Flags shared with ``fastleaf evaluate``; ``inherit``: precision defaults to the run's;
     ``exported``: ``--model FILE.onnx`` may stand in for ``--checkpoint``."""
-    from ..config import LOADERS
+    from ..vocab import AMP_DTYPES, LOADERS
 
     own = PredictSettings()
     flag = argparse.BooleanOptionalAction
@@ -39,12 +39,13 @@ def add_prediction_arguments(p: argparse.ArgumentParser, *, inherit: bool,
                    help="mixed precision, bf16 on CPU (" + ("the run's own" if inherit else
                    "auto: on for CUDA and for CPUs with native bf16, off on AVX2-only CPUs "
                    "where bf16 is emulated and slower") + ")")
-    p.add_argument("--amp-dtype", choices=["auto", "bf16", "fp16"],
+    p.add_argument("--amp-dtype", choices=AMP_DTYPES,
                    default=None if inherit else own.amp_dtype)
     p.add_argument("--channels-last", action=flag, default=None if inherit else own.channels_last,
                    help=f"NHWC memory format ({run_default})")
     p.add_argument("--device", default=own.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--loader", choices=LOADERS, default=own.loader, help=LOADER_HELP)
+    p.add_argument("--loader", type=loader_choice, choices=LOADERS, default=own.loader,
+                   help=LOADER_HELP)
     p.add_argument("-j", "--workers", type=int, help="loader worker processes")
 
 
@@ -71,7 +72,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import TTA_NAMES
+    from ..vocab import TTA_NAMES
 
     p.add_argument("--data", help="data folder holding the test images: Kaggle layout "
                    "(test.csv) or folder-per-class (test/); default: references/test.csv with "

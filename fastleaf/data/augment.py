@@ -1,17 +1,22 @@
 """One description of the augmentations, translated by every loader backend.
 
-The torchvision, DALI and cache backends each turn an :class:`AugmentSpec` into their own
+:class:`AugmentSpec` is plain data (the options a run names); :meth:`AugmentSpec.draws` is its
+one derived view, :class:`Draws`: the range each random parameter of a view is drawn from.
+Every backend (workers, DALI, the caches) reads the draws and turns them into its own
 operators, so "the same augmentations" holds by construction and tests can hold the backends
 side by side.  The train preset follows the top Classify Leaves entries: horizontal + vertical
 flip, rotate, brightness/contrast, shift-scale-rotate and a random resized crop.
 
-    spec = AugmentSpec.train(size=224)   # training views
-    spec = AugmentSpec.eval(size=224)    # resize + normalise only
+    spec = AugmentSpec.train_preset(size=224)            # training views ("kaggle")
+    spec = AugmentSpec.eval_preset(size=224)             # resize + normalise only
+    spec.draws().affine                                  # rotate, zoom or shift: one warp
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
 from ..errors import UsageError
+from ..vocab import AUGMENTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,7 +83,8 @@ class AugmentSpec:
         if strength == "light":
             return cls(size=size, train=True, hflip=0.5, vflip=0.5)
         if strength != "kaggle":
-            raise UsageError(f"unknown augmentation strength {strength!r}: kaggle, light or none")
+            raise UsageError(f"unknown augmentation strength {strength!r}: "
+                             f"{', '.join(AUGMENTS)}")
         return cls(size=size, train=True, hflip=0.5, vflip=0.5, rotate_deg=20.0,
                    brightness=0.2, contrast=0.2, shift=0.0625, scale=0.1,
                    crop_scale=(0.6, 1.0))
@@ -86,14 +92,6 @@ class AugmentSpec:
     @classmethod
     def eval_preset(cls, size: int = 224) -> "AugmentSpec":
         return cls(size=size, train=False)
-
-    @property
-    def random_crop(self) -> bool:
-        return self.crop_scale != (1.0, 1.0)
-
-    @property
-    def affine(self) -> bool:
-        return self.shift > 0 or self.scale > 0
 
     def draws(self) -> "Draws":
         """The ranges every backend draws its per-image view parameters from."""

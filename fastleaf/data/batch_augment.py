@@ -193,12 +193,12 @@ class BatchAugment:
     """
 
     def __init__(self, spec: AugmentSpec):
-        self.draws = spec.draws()
+        self.draws = d = spec.draws()
         self.plan = DrawPlan(spec)
-        columns = self.plan.columns
-        self.warps = "area" in columns or "angle" in columns
-        self.flips = "hflip" in columns or "vflip" in columns
-        self.colour = "brightness" in columns
+        # what each view needs, in the draws' own terms (as every other backend reads them)
+        self.warps = d.random_crop or d.affine
+        self.flips = d.hflip > 0 or d.vflip > 0
+        self.colour = d.colour
 
     @property
     def identity(self) -> bool:

@@ -24,70 +24,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import MissingFileError, UsageError
+from ..errors import MissingFileError
+from ..sources import CsvSource, source_from_value
+from .layout import DataError, Layout, csv_line
 from .folders import csv_text, layouts_dir, write_if_changed
 
 REPORTED: set = set()            # sources whose layout line was already printed
 INDEXED: dict = {}               # (source, file stamps) -> Layout, so a command reads each once
 
 
-@dataclass(frozen=True)
-class CsvSource:
-    """Where a CSV data set is: the file, its two columns, the images' folder, the test CSV."""
-
-    csv: str
-    image_col: str = "image"
-    label_col: str = "label"
-    images_root: str | None = None       # None: the CSV's folder
-    test_csv: str | None = None          # None: the CSV's rows without a label
-
-    @classmethod
-    def create(cls, csv, image_col: str | None = None, label_col: str | None = None,
-               images_root=None, test_csv=None) -> "CsvSource":
-        """A source with absolute paths (recorded so, it is found from any folder)."""
-        def absolute(path):
-            return None if path is None else os.path.abspath(os.path.expanduser(str(path)))
-
-        image_col, label_col = image_col or "image", label_col or "label"
-        if image_col == label_col:
-            raise UsageError(f"--image-col and --label-col both name column {image_col!r}")
-        return cls(absolute(csv), image_col, label_col, absolute(images_root),
-                   absolute(test_csv))
-
-    @property
-    def root(self) -> Path:
-        return Path(self.images_root or os.path.dirname(self.csv))
-
-    def __str__(self) -> str:
-        return f"{self.csv} (images {self.image_col!r}, labels {self.label_col!r})"
-
-
-FIELDS = tuple(f.name for f in fields(CsvSource))
-
-
-def source_from_value(value, where: str) -> CsvSource:
-    """A :class:`CsvSource` from a config's ``data:`` mapping (or a source already made)."""
-    if isinstance(value, CsvSource):
-        return value
-    unknown = sorted(set(value) - set(FIELDS))
-    if unknown or not isinstance(value.get("csv"), str):
-        said = f"unknown key(s) {unknown}" if unknown else "no 'csv: FILE'"
-        raise UsageError(f"{where}: data as a mapping describes a CSV ({', '.join(FIELDS)}); "
-                         f"it has {said}")
-    bad = [k for k, v in value.items() if v is not None and not isinstance(v, str)]
-    if bad:
-        raise UsageError(f"{where}: data: {bad[0]} must be text, got {value[bad[0]]!r}")
-    return CsvSource.create(**value)
-
-
 def read_columns(path: Path, columns: dict[str, str]):
     """The CSV at ``path`` as text, with ``columns`` (name -> flag) checked to be there."""
     import pandas as pd
 
-    from .table import DataError
 
     if not path.is_file():
         raise MissingFileError(f"{path}: file not found")
@@ -112,7 +64,6 @@ def labelled_frame(path: Path, image_col: str = "image", label_col: str = "label
     naming it), indexed by data row as the file has them."""
     import pandas as pd
 
-    from .table import DataError, csv_line
 
     frame = read_columns(path, {image_col: "--image-col", label_col: "--label-col"})
     if frame.empty:
@@ -131,7 +82,6 @@ def empty_cells(frame, column: str):
 
 def split_rows(source: CsvSource) -> tuple[list, list]:
     """``(train rows, test rows)`` of the view: ``[image, label, line]`` and ``[image, line]``."""
-    from .table import DataError, csv_line
 
     csv = Path(source.csv)
     frame = read_columns(csv, {source.image_col: "--image-col", source.label_col: "--label-col"})
@@ -175,7 +125,6 @@ def stamp(path: str | None) -> tuple | None:
 
 def csv_layout(source: CsvSource):
     """Index ``source`` (once per content) and return the :class:`Layout` of its view."""
-    from .table import Layout
 
     root = source.root
     if not Path(source.csv).is_file():
@@ -219,7 +168,6 @@ def view_layout(data_dir):
     """The layout of a data set read through a view (any CSV, a folder-per-class tree), or
     None for a Kaggle-layout folder.  A folder that does not exist is a one-line error."""
     from .folders import index_tree, is_folder_layout
-    from .table import DataError, Layout
 
     if isinstance(data_dir, (CsvSource, dict)):
         return csv_layout(source_from_value(data_dir, "data"))

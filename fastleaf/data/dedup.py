@@ -9,8 +9,11 @@ where byte hashes (``check-data``'s exact-copy rule) miss it.  Two uses:
 * k-fold training keeps each group of near-copies inside one fold (``StratifiedGroupKFold``),
   so a validation image never has its twin in the training folds and CV is not inflated.
 
-    pairs = find_near_duplicates("data/classify-leaves")
     groups = near_duplicate_groups(table.all_train.paths)        # one group id per row
+    pairs = find_near_duplicates("data/classify-leaves")         # fastleaf.data.near_duplicates
+
+This module hashes and pairs images and knows nothing of data folders (the table calls it);
+:mod:`fastleaf.data.near_duplicates` names the pairs of a folder's CSV rows.
 
 pHash after Krawetz, "Looks like it" (hackerfactor.com, 2011) and the ``imagehash`` package:
 grey, shrink to 4*size squared, 2-D DCT, one bit per low-frequency coefficient above their
@@ -23,12 +26,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .check_images import reader_threads
 from .imageio import ImageDecodeError, pillow_rgb, probe, read_bytes
@@ -129,77 +130,3 @@ def near_duplicate_groups(paths, max_distance: int = MAX_DISTANCE,
     """A group id per path; near-identical images share one (the k-fold grouping)."""
     hashes, readable = image_hashes(paths, workers=workers)
     return groups_from_pairs(len(hashes), near_pairs(hashes, max_distance, readable))
-
-
-@dataclass
-class NearDuplicates:
-    """Pairs of near-identical images in a data folder, each a row of :attr:`frame`."""
-
-    frame: pd.DataFrame       # kind, distance, a_csv, a_line, a_image, a_label, b_...
-    images: int
-    max_distance: int
-
-    def of_kind(self, kind: str) -> pd.DataFrame:
-        return self.frame[self.frame["kind"] == kind]
-
-    def write_csv(self, path: str | Path) -> Path:
-        from ..utils.atomic import atomic_path
-
-        with atomic_path(path) as tmp:
-            self.frame.to_csv(tmp, index=False)
-        return Path(path)
-
-
-KINDS = ("conflicting_labels", "train_copy", "test_copy_of_train", "test_copy")
-
-
-def pair_kind(a_csv: str, b_csv: str, a_label, b_label) -> str:
-    if a_csv == b_csv == "train.csv":
-        return "conflicting_labels" if a_label != b_label else "train_copy"
-    if a_csv != b_csv:
-        return "test_copy_of_train"
-    return "test_copy"
-
-
-def find_near_duplicates(data_dir=None, max_distance: int = MAX_DISTANCE,
-                         workers: int | None = None) -> NearDuplicates:
-    """Every pair of near-identical images among train.csv and test.csv rows.
-
-    Args:
-        data_dir: Kaggle-layout folder (as ``load_table``).
-        max_distance: differing hash bits (of 256) that still count as the same picture.
-    Returns:
-        :class:`NearDuplicates`; train rows come first in each pair, lines are CSV lines.
-    """
-    from .table import csv_line, image_path, read_frame, resolve_layout
-
-    layout = resolve_layout(data_dir)
-    refs = []      # (csv name, line, image, label, path)
-    for csv, columns in ((layout.train_csv, ("image", "label")), (layout.test_csv, ("image",))):
-        frame, _ = read_frame(csv, columns)
-        if frame is None:
-            continue        # check-data reports whole-file problems itself
-        labels = frame["label"] if "label" in frame.columns else [""] * len(frame)
-        for row, (image, label) in enumerate(zip(frame["image"], labels)):
-            try:
-                path = image_path(layout.image_root, image, csv, row)
-            except ValueError:
-                continue    # escaping paths are never opened
-            refs.append(("train.csv" if csv == layout.train_csv else "test.csv", csv_line(row),
-                         image, label, path))
-    hashes, readable = image_hashes([r[4] for r in refs], workers=workers)
-    rows = []
-    for i, j, d in near_pairs(hashes, max_distance, readable):
-        a, b = refs[i], refs[j]
-        if Path(a[4]).resolve() == Path(b[4]).resolve():
-            continue        # one file listed twice: the exact-duplicate check's finding
-        rows.append({"kind": pair_kind(a[0], b[0], a[3], b[3]), "distance": int(d),
-                     **{f"a_{k}": v for k, v in zip(("csv", "line", "image", "label"), a)},
-                     **{f"b_{k}": v for k, v in zip(("csv", "line", "image", "label"), b)}})
-    columns = ["kind", "distance"] + [f"{s}_{k}" for s in "ab"
-                                      for k in ("csv", "line", "image", "label")]
-    frame = pd.DataFrame(rows, columns=columns)
-    if len(frame):
-        frame["order"] = frame["kind"].map(KINDS.index)
-        frame = frame.sort_values(["order", "distance", "a_line"]).drop(columns="order")
-    return NearDuplicates(frame.reset_index(drop=True), len(refs), max_distance)

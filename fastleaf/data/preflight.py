@@ -41,7 +41,7 @@ class Preflight:
         """``run_dir/bad_rows.csv``: the findings of the dropped rows only (none: no file);
         ``run_dir/relabel.csv`` when labels change."""
         if self.relabel:
-            from ..audit.apply import write_relabel
+            from .audit_rows import write_relabel
 
             write_relabel(run_dir, self.train_csv, self.relabel)
         if not self.drop:
@@ -53,7 +53,7 @@ class Preflight:
 def apply_audit(checked: Preflight, train_csv: Path, *, exclude: str | None,
                 relabel: str | None) -> Preflight:
     """Add an audit's rows to the drop list (``--exclude``) and its labels (``--relabel``)."""
-    from ..audit.apply import excluded_rows, relabelled_rows
+    from .audit_rows import excluded_rows, relabelled_rows
 
     if exclude:
         found = excluded_rows(exclude, train_csv)

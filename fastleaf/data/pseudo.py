@@ -1,4 +1,6 @@
-"""Pseudo-labels: confident test predictions become training rows of a new data folder.
+"""Pseudo-labelled data folders: confident test predictions become training rows of a new
+data folder (the predicting is :func:`fastleaf.predict.pseudo.pseudo_label`'s; this module
+writes the folder, as it does for the study's per-class subsets).
 
     fastleaf pseudo-label --checkpoint runs/k5 --data DIR --threshold 0.9 --out DIR-pseudo
     fastleaf train --data DIR-pseudo --folds 5 ...
@@ -19,7 +21,6 @@ out-of-fold scores stay on real labels.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,7 @@ import yaml
 from ..errors import OutputExistsError, UsageError
 from ..utils.atomic import atomic_path, write_text_atomic, writing
 from ..utils.paths import output_file
-from .table import POINTER, PSEUDO, DataError, read_csv, resolve_layout
-
-
-@dataclass
-class PseudoResult:
-    out_dir: Path
-    added: int             # test rows that became training rows
-    test_rows: int
-    train_rows: int        # original training rows
-    per_class: dict[str, int]
+from .table import POINTER, PSEUDO, resolve_layout
 
 
 def pseudo_frame(train: pd.DataFrame, test_images, probs: np.ndarray, classes,
@@ -100,46 +92,3 @@ def write_pseudo_folder(data_dir, out_dir, frame: pd.DataFrame) -> Path:
     with atomic_path(out_dir / "train.csv") as tmp:
         frame.to_csv(tmp, index=False)
     return out_dir
-
-
-def pseudo_label(data_dir, out_dir, *, checkpoints=(), blend=None, threshold: float = 0.9,
-                 settings=None) -> PseudoResult:
-    """Predict test.csv and write a data folder whose train.csv adds the confident rows.
-
-    Args:
-        data_dir: the Kaggle-layout folder (train.csv, test.csv, images).
-        out_dir: the new folder (must not hold a train.csv yet).
-        checkpoints: ``best.pt`` files, run folders or k-fold folders (an equal ensemble).
-        blend: a ``blend.json`` instead of ``checkpoints``.
-        threshold: the lowest ensemble probability of the predicted class that is kept.
-        settings: TTA, device, precision (``PredictSettings``).
-    """
-    from ..predict.ensemble import PredictSettings, ensemble_probs, load_members
-    from ..predict.runner import read_test_samples
-
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"--threshold must be in [0, 1], got {threshold}")
-    settings = settings or PredictSettings()
-    layout = resolve_layout(data_dir)
-    train = read_csv(layout.train_csv, ("image", "label"))
-    samples = read_test_samples(data_dir)
-    check_pseudo_folder(data_dir, out_dir)
-    if blend is not None:
-        from ..predict.blend import blend_ensemble
-
-        members, output = blend_ensemble(blend, samples, settings)
-    elif checkpoints:
-        members = load_members(checkpoints)
-        output = ensemble_probs(members, samples, settings)[settings.tta]
-    else:
-        raise UsageError("name the models: --checkpoint PATH (repeatable) or --blend FILE")
-    classes = members[0].classes
-    unknown = sorted(set(train["label"]) - set(classes))
-    if unknown:
-        raise DataError(f"{layout.train_csv}: label {unknown[0]!r} is not one of the models' "
-                        f"{len(classes)} classes")
-    frame, added = pseudo_frame(train, samples.images, output.probs.numpy(), classes, threshold)
-    write_pseudo_folder(data_dir, out_dir, frame)
-    new = frame[frame["source"] == PSEUDO].tail(added)
-    return PseudoResult(Path(out_dir), added, len(samples), len(train),
-                        new["label"].value_counts().to_dict())

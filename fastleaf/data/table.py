@@ -21,26 +21,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ..config import TrainConfig
 from ..errors import FastleafError, UsageError
+from .layout import DataError, Layout, csv_line, csv_row  # noqa: F401  (read from here too)
 
 UNLABELLED = -1
 PSEUDO = "pseudo"        # train.csv ``source`` of pseudo-labelled rows: they never validate
 POINTER = "data.yaml"    # optional: ``image_root: FOLDER`` the image paths are relative to
-
-
-class DataError(FastleafError, ValueError):
-    """Bad input data; the message names the file and, where there is one, the CSV row."""
-
-
-def csv_line(row: int) -> int:
-    """The line an editor shows for 0-based data row ``row`` of a CSV file: line 1 is the
-    header and lines count from 1, so data row 0 is on line 2."""
-    return int(row) + 2
-
-
-def csv_row(line: int) -> int:
-    """The 0-based data row on ``line`` of a CSV file (the inverse of :func:`csv_line`)."""
-    return int(line) - 2
 
 
 @dataclass
@@ -70,14 +57,6 @@ class Samples:
         """This selection repeated until it holds at least ``min_count`` rows (benchmarks)."""
         reps = max(1, -(-min_count // max(1, len(self))))
         return self.subset(np.tile(np.arange(len(self)), reps), self.name)
-
-
-@dataclass
-class Layout:
-    train_csv: Path
-    test_csv: Path
-    image_root: Path
-    sources: tuple[Path, ...] = ()     # the user's CSVs a view was indexed from (inputs)
 
 
 @dataclass
@@ -318,7 +297,8 @@ def samples_from_frame(name: str, frame: pd.DataFrame, labels: np.ndarray, layou
 def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold: int | None = None,
                folds: int | None = None, classes: list[str] | None = None,
                project_root: Path | None = None, drop_rows=(),
-               group_near_duplicates: bool = False, relabel: dict | None = None) -> Table:
+               group_near_duplicates: bool = TrainConfig.group_near_duplicates,
+               relabel: dict | None = None) -> Table:
     """Read train.csv (and test.csv when present) into a :class:`Table`.
 
     Args:
@@ -329,7 +309,7 @@ def load_table(data_dir=None, *, val_fraction: float = 0.2, seed: int = 0, fold:
         classes: a fixed class list (e.g. from a checkpoint); unknown labels are refused.
         drop_rows: 0-based train.csv data rows to leave out (``--skip-bad``).
         group_near_duplicates: with ``folds``, keep near-identical images (perceptual hash,
-            :mod:`fastleaf.data.dedup`) in one fold.
+            :mod:`fastleaf.data.dedup`) in one fold; the config's default, as training has it.
         relabel: ``{train.csv row: label}`` replacing the CSV's labels (``--relabel``); the
             split is drawn with the new labels.
     """

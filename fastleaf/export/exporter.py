@@ -71,8 +71,8 @@ def file_sha256(path: Path) -> str:
 def model_info(run: SavedRun, batch: str) -> ModelInfo:
     """The metadata record of ``run``: what its validation loader did to each photo."""
     data = run.data
-    # the eval loaders resize the whole photo with antialiased bilinear and crop nothing,
-    # whatever filter the weights were pretrained with: the export records what was done
+    # the eval loaders resize the whole photo with antialiased bilinear and crop nothing
+    # (models.data_config says why): the export records what was done
     return ModelInfo(model_name=run.model_name, classes=run.classes, size=data.size,
                      mean=tuple(data.mean), std=tuple(data.std), interpolation="bilinear",
                      crop_pct=1.0, fastleaf_version=__version__,

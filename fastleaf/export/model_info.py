@@ -22,7 +22,8 @@ import numpy as np
 
 from ..data.imageio import ImageDecodeError, decode_with_pillow, probe
 from ..errors import FastleafError
-from ..predict import DEFAULT_CROP_FRACTION, TTA_NAMES
+from ..predict import DEFAULT_CROP_FRACTION
+from ..vocab import TTA_NAMES
 
 METADATA_KEY = "fastleaf"            # the ONNX metadata_props key holding the JSON record
 TORCHSCRIPT_EXTRA = "fastleaf.json"  # the TorchScript extra file holding it

@@ -1,27 +1,18 @@
 """Loader factory: ``create_loader(samples, spec, options, backend=...)``.
 
-Backends are imported lazily, so DALI is only imported when it is asked for.
+Backends are imported lazily, in :func:`create_loader` alone, so DALI is only imported when it
+is asked for; their names are :data:`fastleaf.vocab.BACKENDS`.
 """
 from __future__ import annotations
-
-import importlib
 
 import torch
 
 from ..data.augment import AugmentSpec
 from ..data.table import Samples
 from ..errors import UsageError
+from ..utils.deprecation import current_name
+from ..vocab import BACKENDS, LOADER_ALIASES
 from .base import Loader, LoaderOptions, Shard
-
-# backend name -> "module:Class"; every class takes (samples, spec, options)
-BACKENDS = {
-    "torchvision": "fastleaf.loaders.torchvision_backend:TorchvisionLoader",
-    "dali": "fastleaf.loaders.dali_backend:DaliLoader",
-    # decode-once caches: factories that fall back (with a message) when the set does not fit
-    "cache-ram": "fastleaf.loaders.cache_backend:ram_cache",
-    "cache-gpu": "fastleaf.loaders.cache_backend:gpu_cache",
-    "synthetic": "fastleaf.loaders.synthetic:SyntheticLoader",
-}
 
 
 def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tuple[str, str]:
@@ -31,6 +22,7 @@ def resolve_backend(name: str, device, images: int = 0, size: int = 224) -> tupl
     fall back); on a CPU device it runs DALI's CPU-only pipeline.
     """
     cuda = torch.device(device).type == "cuda"
+    name = current_name(name, LOADER_ALIASES, "loader")
     if name == "dali":
         from .dali_backend import require_dali
 
@@ -76,7 +68,7 @@ def auto_choices(device: torch.device, images: int = 0, size: int = 224) -> list
         last = "auto: no CUDA device for DALI's GPU pipeline"
     if images and not choices:
         last += f"; {images} decoded images do not fit in memory, decoding in workers"
-    return choices + [("torchvision", last)]
+    return choices + [("workers", last)]
 
 
 def fitting_cache(cache: str, images: int, size: int, free: int, memory: str,
@@ -119,18 +111,30 @@ def training_batch(batch_size: int, rows: int, size: int, device,
 
 
 def create_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
-                  backend: str = "torchvision") -> Loader:
+                  backend: str = "workers") -> Loader:
     """Build a loader that yields normalised device batches for ``samples``.
 
     Args:
         samples: rows to read (eval/test keep this order, each row exactly once).
         spec: augmentations (``spec.train`` decides shuffling and random views).
         options: batch size, device, memory format, workers, seed, shard.
-        backend: a key of ``BACKENDS`` (already resolved, not ``auto``).
+        backend: one of :data:`fastleaf.vocab.BACKENDS` (already resolved, not ``auto``).
     """
-    module_name, class_name = BACKENDS[backend].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(samples, spec, options)
+    # each class or factory takes (samples, spec, options)
+    if backend == "workers":
+        from .workers_backend import WorkerLoader as build
+    elif backend == "dali":
+        from .dali_backend import DaliLoader as build
+    elif backend == "cache-ram":
+        # decode-once caches: factories that fall back (with a message) when the set does not fit
+        from .cache_backend import ram_cache as build
+    elif backend == "cache-gpu":
+        from .cache_backend import gpu_cache as build
+    elif backend == "synthetic":
+        from .synthetic import SyntheticLoader as build
+    else:
+        raise UsageError(f"unknown loader {backend!r}; choose from {', '.join(BACKENDS)}")
+    return build(samples, spec, options)
 
 
 def create_auto_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions,
@@ -142,5 +146,5 @@ def create_auto_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptio
     return FallbackLoader(samples, spec, options, choices, create_loader)
 
 
-__all__ = ["BACKENDS", "Loader", "LoaderOptions", "Shard", "auto_choices", "create_auto_loader",
+__all__ = ["Loader", "LoaderOptions", "Shard", "auto_choices", "create_auto_loader",
            "create_loader", "resolve_backend"]

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..utils.device import default_workers
+
 if TYPE_CHECKING:
     from ..data.augment import AugmentSpec
     from ..data.batch_augment import Normaliser
@@ -43,13 +45,19 @@ class LoaderOptions:
     batch_size: int = 50
     device: torch.device = torch.device("cpu")
     channels_last: bool = False
-    workers: int = 2
+    # None: the device's default (utils.device.default_workers), as the config's None is;
+    # 0 reads in the calling process
+    workers: int | None = None
     seed: int = 0
     shard: Shard = Shard()
     drop_last: bool = False       # training only; eval/test never drop rows
     dtype: torch.dtype = torch.float32   # image dtype handed to the model
     # training: draw each epoch's rows with replacement, every class equally likely
     balanced: bool = False
+
+    def __post_init__(self):
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers(self.device))   # frozen: set once
 
 
 def shard_range(n: int, shard: Shard) -> tuple[int, int]:

@@ -10,7 +10,7 @@ one warp + one lookup table per image, in a thread pool, one batch ahead of the 
     loader = create_loader(table.train, spec, options, backend="cache-ram")
 
 Files repeated in ``samples`` (``Samples.repeat``) are decoded once.  When the decoded set does
-not fit, ``cache-gpu`` falls back to ``cache-ram`` and ``cache-ram`` to the torchvision backend,
+not fit, ``cache-gpu`` falls back to ``cache-ram`` and ``cache-ram`` to the workers backend,
 each with a message; ``cache-gpu`` without a CUDA device is an error naming ``cache-ram``.
 """
 from __future__ import annotations
@@ -223,17 +223,17 @@ def cpu_views(spec: AugmentSpec, options: LoaderOptions):
 
 
 def fallback_loader(samples: Samples, spec: AugmentSpec, options: LoaderOptions, why: str):
-    """The torchvision backend, marked with the reason the cache was not used."""
-    from .torchvision_backend import TorchvisionLoader
+    """The workers backend, marked with the reason the cache was not used."""
+    from .workers_backend import WorkerLoader
 
-    console.print(f"[yellow]{why}; falling back to the torchvision loader[/yellow]")
-    loader = TorchvisionLoader(samples, spec, options)
+    console.print(f"[yellow]{why}; falling back to the workers loader[/yellow]")
+    loader = WorkerLoader(samples, spec, options)
     loader.fallback = why
     return loader
 
 
 def ram_cache(samples: Samples, spec: AugmentSpec, options: LoaderOptions) -> Loader:
-    """``cache-ram``: a :class:`CacheLoader` in host memory, or torchvision when it does not fit."""
+    """``cache-ram``: a :class:`CacheLoader` in host memory, or the workers when it does not fit."""
     need = cache_bytes(len(unique_files(samples)[0]), spec.size)
     free = available_ram_bytes()
     if not fits(need, free):

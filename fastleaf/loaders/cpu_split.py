@@ -3,7 +3,7 @@
 Decode/augment workers and oneDNN's threads fight when they outnumber the cores: a preempted
 torch thread stalls its whole parallel region.  ``plan_split`` picks both numbers together::
 
-    split = plan_split(torch.device("cpu"), "torchvision")
+    split = plan_split(torch.device("cpu"), "workers")
     split.apply()                   # torch.set_num_threads(split.threads)
     print(split.describe())         # "CPU split: 1 loader worker + 2 torch threads on 2 cores"
 

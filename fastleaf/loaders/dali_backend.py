@@ -28,7 +28,7 @@ from ..errors import BackendFailed
 from .base import Loader, LoaderOptions, augment_seed, normaliser_for
 from .dali_graph import READER, GraphOptions, define_graph
 
-FALLBACK = "use --loader torchvision (or --loader auto) instead"
+FALLBACK = "use --loader workers (or --loader auto) instead"
 
 # leading bytes of the formats DALI's image decoder reads
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP",

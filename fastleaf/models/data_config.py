@@ -1,4 +1,4 @@
-"""Per-model data configuration: input size, mean/std, interpolation and eval crop.
+"""Per-model data configuration: input size and mean/std.
 
 Pretrained weights expect the inputs they were trained on: timm's ``pretrained_cfg`` says which
 (TF-ported EfficientNet-Lite weights use mean = std = 0.5, torchvision-style ones ImageNet's
@@ -6,8 +6,14 @@ statistics).  Training resolves it once (:func:`resolve_data_config`) into the r
 checkpoint stores that config, and every later reader rebuilds the same normalisation from it
 (:func:`data_config_of`), so prediction normalises exactly as training did.
 
-    dc = model_data_config("tf_efficientnet_lite0")   # DataConfig(224, (0.5,)*3, (0.5,)*3, ...)
+    dc = model_data_config("tf_efficientnet_lite0")   # DataConfig(224, (0.5,)*3, (0.5,)*3)
     spec = eval_spec(data_config_of(open_run("runs/x").config))
+
+The weights' eval resize filter and centre crop (timm's ``interpolation``/``crop_pct``) are not
+taken: a fine-tuned model is trained on views of the whole photo and its best epoch chosen on
+whole photos, so every backend evaluates the whole photo resized with one antialiased filter.
+ImageNet's centre crop would cut the edges of frame-filling leaves and score other views than
+the ones that chose best.pt; the decode-once caches could not make it from the pixels they hold.
 """
 from __future__ import annotations
 
@@ -24,8 +30,6 @@ class DataConfig:
     size: int = DEFAULT_SIZE
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    crop_pct: float = 1.0         # the centre crop the weights were evaluated with (recorded)
 
 
 def model_data_config(name: str) -> DataConfig:
@@ -42,9 +46,7 @@ def model_data_config(name: str) -> DataConfig:
     if cfg is None:
         return DataConfig()
     return DataConfig(size=int(cfg.input_size[-1]), mean=tuple(float(v) for v in cfg.mean),
-                      std=tuple(float(v) for v in cfg.std),
-                      interpolation=str(cfg.interpolation or "bilinear"),
-                      crop_pct=float(cfg.crop_pct or 1.0))
+                      std=tuple(float(v) for v in cfg.std))
 
 
 def resolve_data_config(cfg):
@@ -53,9 +55,7 @@ def resolve_data_config(cfg):
     return replace(cfg,
                    img_size=model.size if cfg.img_size is None else cfg.img_size,
                    mean=list(model.mean) if cfg.mean is None else list(cfg.mean),
-                   std=list(model.std) if cfg.std is None else list(cfg.std),
-                   interpolation=cfg.interpolation or model.interpolation,
-                   crop_pct=model.crop_pct if cfg.crop_pct is None else cfg.crop_pct)
+                   std=list(model.std) if cfg.std is None else list(cfg.std))
 
 
 def _triple(values, key: str) -> tuple[float, float, float]:
@@ -81,9 +81,7 @@ def data_config_of(cfg) -> DataConfig:
 
     return DataConfig(size=int(pick(cfg.img_size, base.size)),
                       mean=_triple(pick(cfg.mean, base.mean), "mean"),
-                      std=_triple(pick(cfg.std, base.std), "std"),
-                      interpolation=str(pick(cfg.interpolation, base.interpolation)),
-                      crop_pct=float(pick(cfg.crop_pct, base.crop_pct)))
+                      std=_triple(pick(cfg.std, base.std), "std"))
 
 
 def train_spec(dc: DataConfig, strength: str) -> AugmentSpec:

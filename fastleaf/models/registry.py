@@ -9,8 +9,10 @@ import fnmatch
 import warnings
 from typing import Callable
 
+import torch
 import torch.nn as nn
-from ..errors import FastleafError, UsageError
+
+from ..errors import UsageError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -40,6 +42,16 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
         return _MODELS[name](num_classes=num_classes, pretrained=pretrained,
                              finetune_all=finetune_all, **kwargs)
     return timm_model(name, num_classes, pretrained=pretrained, **kwargs)   # finetune_all: n/a
+
+
+def place_model(model: nn.Module, device, channels_last: bool) -> nn.Module:
+    """``model`` moved to ``device``, in the NHWC layout when ``channels_last`` (in place):
+    every model that runs, trained or read back, is laid out this one way."""
+    model.to(device)
+    if channels_last:
+        # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def timm_model(name: str, num_classes: int, pretrained: bool = False, **kwargs) -> nn.Module:

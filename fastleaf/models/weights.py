@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import MissingFileError, UsageError
-from ..train.checkpoint import why
+from ..errors import MissingFileError, UsageError, refusal_reason
 from .convert import convert_state, detect_layout
 
 STRIP_PREFIXES = ("module.", "_orig_mod.")
@@ -47,12 +46,12 @@ def read_weights(path: str | Path) -> dict:
         try:
             return load_file(str(path))
         except Exception as err:    # SafetensorError, or a header that is not JSON
-            raise UsageError(f"{path}: not a readable .safetensors file ({why(err)})") from None
+            raise UsageError(f"{path}: not a readable .safetensors file ({refusal_reason(err)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        # why(): PyTorch's reason without its advice to load with weights_only=False
-        raise UsageError(f"{path}: refused: not a weights-only state dict ({why(err)})") \
+        # refusal_reason(): PyTorch's reason without its advice to load with weights_only=False
+        raise UsageError(f"{path}: refused: not a weights-only state dict ({refusal_reason(err)})") \
             from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -62,11 +61,6 @@ def read_weights(path: str | Path) -> dict:
                                                 for v in tensors.values()):
         raise UsageError(f"{path}: expected a state dict of tensors")
     return obj
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    obj = read_weights(path)
-    return obj["model"] if detect_layout(obj) == "fastleaf" else obj
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

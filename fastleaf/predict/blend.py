@@ -26,11 +26,11 @@ import numpy as np
 from ..data.table import DataError
 from ..errors import MissingFileError, UsageError
 from ..train.metrics import classification_metrics
-from ..train.oof import OutOfFold, read_out_of_fold
 from ..utils.atomic import write_text_atomic
+from ..vocab import METRICS
+from .oof import OutOfFold, read_out_of_fold
 
 FORMAT = 1
-METRICS = ("acc", "f1_macro", "kappa", "sum")
 GRID = np.linspace(0.0, 1.0, 21)
 EPS = 1e-7
 

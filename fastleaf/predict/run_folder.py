@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig, load_yaml
-from ..data.csv_source import CsvSource
+from ..sources import CsvSource
 from ..data.table import (Samples, Table, check_fingerprint, csv_row, load_table,
                           resolve_layout)
 from ..errors import UsageError
@@ -28,6 +28,7 @@ from ..loaders import (LoaderOptions, auto_choices, create_auto_loader, create_l
                        resolve_backend)
 from ..loaders.fallback import Choices
 from ..models.data_config import DataConfig, data_config_of, eval_spec
+from ..models.registry import place_model
 from ..train.checkpoint import CheckpointError, load_checkpoint
 from ..utils.device import default_workers
 
@@ -51,7 +52,7 @@ class SavedRun:
 
     @property
     def data(self) -> DataConfig:
-        """Input size, normalisation, interpolation and crop the model was trained with."""
+        """Input size and normalisation the model was trained with."""
         return data_config_of(self.config)
 
     def build_model(self, device: torch.device | str = "cpu",
@@ -68,11 +69,7 @@ class SavedRun:
             raise CheckpointError(f"{self.path}: its weights do not fit a {self.model_name} "
                                   f"with its {len(self.classes)} classes ({first}); the file is "
                                   f"damaged or was edited") from None
-        model = model.to(device).eval()
-        if channels_last:
-            # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
-            model.to(memory_format=torch.channels_last)
-        return model
+        return place_model(model, device, channels_last).eval()
 
     def split_key(self, data_dir=None) -> tuple:
         """What decides the run's validation rows; equal keys -> identical splits."""
@@ -102,7 +99,7 @@ class SavedRun:
             samples: rows to load (validation, test or photos).
             device: where the batches go.
             batch_size, channels_last: ``None`` takes the run's own.
-            loader: a backend name (``fastleaf.config.LOADERS``); auto picks per device.
+            loader: a backend name (``fastleaf.vocab.LOADERS``); auto picks per device.
             workers: loader processes; ``None`` takes the device's default.
         """
         batch_size = self.config.batch_size if batch_size is None else batch_size
@@ -163,7 +160,7 @@ def run_table(config: TrainConfig, recorded: frozenset[str], classes: list[str] 
     """The data table a run trained on: its split, its class list (``None``: the data's), and
     without the rows a ``--skip-bad`` or ``--exclude`` run left out (``folder/bad_rows.csv``)
     and with the labels a ``--relabel`` run changed (``folder/relabel.csv``)."""
-    from ..audit.apply import read_relabel
+    from ..data.audit_rows import read_relabel
 
     data, _, seed, fold, folds, grouped = split_key(config, recorded, data_dir)
     dropping = config.skip_bad or config.exclude

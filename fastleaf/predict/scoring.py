@@ -21,8 +21,9 @@ from rich.table import Table
 from ..data.csv_source import data_folder, labelled_frame
 from ..data.table import DataError, Layout, Samples, encode_labels, samples_from_frame
 from ..errors import UsageError
-from ..train.metrics import METRIC_NAMES, classification_metrics
+from ..train.metrics import classification_metrics
 from ..utils.console import console
+from ..vocab import METRICS
 from .ensemble import Member, PredictSettings, ensemble_probs, load_members
 from .tta import view_count
 
@@ -76,7 +77,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], *, tta: str = Predic
 
     Args:
         checkpoints: ``best.pt`` files, run folders or folders of fold runs.
-        tta: a TTA name (``fastleaf.predict.tta.TTA_NAMES``).
+        tta: a TTA name (``fastleaf.vocab.TTA_NAMES``).
         data_dir: data folder; default: each run's own ``config["data"]``.
         csv: a labelled CSV instead of the runs' validation splits: its ``columns`` (image,
             label), the image paths relative to ``images_root``, else ``data_dir``, else the
@@ -119,15 +120,15 @@ def print_evaluation(result: EvalResult) -> None:
     """A rich table: one row per TTA setting, plus the gain TTA buys."""
     table = Table(title=f"{len(result.members)} checkpoint(s) on {result.source}",
                   show_edge=False)
-    for column in ("TTA", "views", *METRIC_NAMES, "img/s"):
+    for column in ("TTA", "views", *METRICS, "img/s"):
         table.add_column(column, justify="right")
     for name, m in result.metrics.items():
-        table.add_row(name, str(view_count(name)), *(f"{m[k]:.4f}" for k in METRIC_NAMES),
+        table.add_row(name, str(view_count(name)), *(f"{m[k]:.4f}" for k in METRICS),
                       f"{result.img_per_s[name]:.1f}")
     names = list(result.metrics)
     if len(names) == 2:
         base, tta = (result.metrics[n] for n in names)
-        table.add_row("gain", "", *(f"{tta[k] - base[k]:+.4f}" for k in METRIC_NAMES), "",
+        table.add_row("gain", "", *(f"{tta[k] - base[k]:+.4f}" for k in METRICS), "",
                       style="bold")
     console.print(table)
     for how in dict.fromkeys(result.how):

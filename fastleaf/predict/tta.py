@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import UsageError
-from . import DEFAULT_CROP_FRACTION, TTA_NAMES
+from ..vocab import TTA_NAMES
+from . import DEFAULT_CROP_FRACTION
 
 Views = Callable[[torch.Tensor], list[torch.Tensor]]
 # (quarter turns, mirror) for each of the 8 dihedral views; (0, False) is the identity

@@ -17,8 +17,8 @@ import yaml
 
 from ..config import TrainConfig, resolve_config
 from ..errors import UsageError
-from ..train.records import read_rows
 from ..utils.atomic import write_text_atomic
+from ..utils.csv_rows import read_rows
 
 MODELS = ("cnn", "vgg16", "resnet18", "deit_tiny")      # the paper's four recipes (configs/)
 MANIFEST = "study.yaml"

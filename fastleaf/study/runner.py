@@ -134,7 +134,7 @@ def remaining_seconds(options: StudyOptions, plan: Plan, timings: dict, labels: 
 
 
 def done_epochs(run_dir: Path) -> int:
-    from ..train.records import read_rows
+    from ..utils.csv_rows import read_rows
 
     return len(read_rows(run_dir / "metrics.csv"))
 

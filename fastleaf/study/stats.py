@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
-from ..train.metrics import METRIC_NAMES
+from ..vocab import METRICS
 
 ALPHA = 0.05
 LEVEL = 0.95
@@ -58,8 +58,8 @@ def metric_interval(y_true, y_pred, metric: str, num_classes: int, *,
                     seed: int = 0) -> tuple[float, float]:
     """The ``level`` bootstrap interval of ``metric`` (BCa; percentile where BCa is
     undefined, e.g. a model right on every image)."""
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {metric!r}: {', '.join(METRIC_NAMES)}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: {', '.join(METRICS)}")
 
     def statistic(t, p, axis=-1):
         return batch_metrics(np.moveaxis(t, axis, -1), np.moveaxis(p, axis, -1),
@@ -81,7 +81,7 @@ def metric_interval(y_true, y_pred, metric: str, num_classes: int, *,
 
 def metric_intervals(y_true, y_pred, num_classes: int, **kwargs) -> dict:
     """``{metric: (low, high)}`` for acc, F1-macro, kappa and sum."""
-    return {m: metric_interval(y_true, y_pred, m, num_classes, **kwargs) for m in METRIC_NAMES}
+    return {m: metric_interval(y_true, y_pred, m, num_classes, **kwargs) for m in METRICS}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..loaders.cpu_split import plan_split
 from ..loaders.fallback import Choices
 from ..models import create_model, load_weights
 from ..models.data_config import data_config_of, eval_spec, train_spec
+from ..models.registry import place_model
 from ..utils.console import console
 from ..utils.device import usable_cores
 from .precision import Precision, default_speed_flags, loader_dtype
@@ -31,10 +32,7 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     if cfg.weights:
         report = load_weights(model, cfg.weights)
         console.print(f"weights {cfg.weights}: {report.summary()}")
-    model.to(device)
-    if cfg.channels_last:
-        # NHWC lets oneDNN / cuDNN pick their fast convolution kernels
-        model.to(memory_format=torch.channels_last)
+    place_model(model, device, bool(cfg.channels_last))
     runnable = model
     if cfg.compile:
         # compile last, on the final layout; the uncompiled module keeps clean state-dict keys

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import FastleafError
+from ..errors import FastleafError, refusal_reason
 from ..utils.atomic import atomic_path
 
 FORMAT = 1
@@ -100,17 +100,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: refused to load: not a plain weights-only checkpoint "
-                              f"(it may carry pickled code, or be damaged): {why(err)}") from None
+                              f"(it may carry pickled code, or be damaged): {refusal_reason(err)}") from None
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
         raise CheckpointError(f"{path}: not a fastleaf checkpoint (no model/model_name entries)")
     return state
-
-
-def why(err: Exception) -> str:
-    """The reason in PyTorch's refusal, without its advice to load with ``weights_only=False``
-    (which would run whatever code the file carries)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    reasons = [line for line in lines if "weights_only" not in line.lower()
-               and not line.startswith(("Weights only load failed", "Check the documentation"))]
-    return reasons[0][:300] if reasons else type(err).__name__
-

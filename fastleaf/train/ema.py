@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..vocab import METRICS
 
 if TYPE_CHECKING:      # torch stays unimported: the CLI's help reads the constants below
     import torch.nn as nn
@@ -36,7 +37,7 @@ if TYPE_CHECKING:      # torch stays unimported: the CLI's help reads the consta
 HORIZON_FRACTION = 0.1      # the average's horizon (1 / (1 - decay)) as a share of the run
 DECAY_RANGE = (0.9, 0.9999)  # 10 to 10,000 steps: below 10 the average is the raw model
 # the figures each epoch records for the raw weights and for the average (metrics.csv)
-COMPARED = ("val_loss", "acc", "f1_macro", "kappa", "sum")
+COMPARED = ("val_loss", *METRICS)
 EMA_COLUMNS = ("ema", *(f"raw_{k}" for k in COMPARED), *(f"ema_{k}" for k in COMPARED))
 
 

@@ -1,6 +1,7 @@
 """Optimizer and learning-rate schedule factories.
 
-Paper default: Adam(lr 3e-4) + ReduceLROnPlateau(min, factor 0.5, patience 5) on val loss.
+Paper default (the config's defaults, which the factories' own take): Adam(lr 3e-4) +
+ReduceLROnPlateau(min, factor 0.5, patience 5) on val loss.
 Fine-tuning: AdamW + cosine with linear warmup, stepped every iteration (timm's
 CosineLRScheduler), a lower learning rate for the pretrained backbone (``backbone_lr``) or
 layer-wise decay (``layer_decay``), and no weight decay on norm layers and biases.
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from ..errors import UsageError
 
+from ..config import TrainConfig as D      # the defaults: the config's, stated once there
+from ..errors import UsageError
 from .freeze import head_parameter_ids
 
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.05, "sgd": 0.0}
@@ -47,9 +49,10 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_lr: 
             for (is_head, no_decay), params in sorted(buckets.items())]
 
 
-def create_optimizer(model: nn.Module, name: str = "adam", lr: float = 3e-4,
-                     weight_decay: float | None = None, backbone_lr: float = 1.0,
-                     layer_decay: float | None = None) -> torch.optim.Optimizer:
+def create_optimizer(model: nn.Module, name: str = D.optimizer, lr: float = D.lr,
+                     weight_decay: float | None = D.weight_decay,
+                     backbone_lr: float = D.backbone_lr,
+                     layer_decay: float | None = D.layer_decay) -> torch.optim.Optimizer:
     weight_decay = resolve_weight_decay(name, weight_decay)
     groups = param_groups(model, lr, weight_decay, backbone_lr, layer_decay)
     if not groups:
@@ -71,8 +74,9 @@ class Schedule:
     after every epoch; each schedule acts on the one that is its unit.
     """
 
-    def __init__(self, optimizer, name: str = "plateau", epochs: int = 20, warmup_epochs: int = 0,
-                 factor: float = 0.5, patience: int = 5, min_lr: float = 1e-6,
+    def __init__(self, optimizer, name: str = D.scheduler, epochs: int = D.epochs,
+                 warmup_epochs: int = D.warmup_epochs, factor: float = D.plateau_factor,
+                 patience: int = D.plateau_patience, min_lr: float = D.min_lr,
                  steps_per_epoch: int = 1):
         self.name = name
         self.optimizer = optimizer

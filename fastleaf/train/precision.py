@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from ..errors import UsageError
+from ..vocab import AMP_DTYPES
 
 
 @dataclass
@@ -83,8 +84,8 @@ def create_precision(amp: bool, device: torch.device, amp_dtype: str = "auto") -
     if amp_dtype == "auto":
         bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
         amp_dtype = "bf16" if bf16_ok else "fp16"
-    if amp_dtype not in ("bf16", "fp16"):
-        raise UsageError(f"amp dtype must be auto, bf16 or fp16, got {amp_dtype!r}")
+    if amp_dtype not in AMP_DTYPES:
+        raise UsageError(f"amp dtype must be one of {', '.join(AMP_DTYPES)}, got {amp_dtype!r}")
     dtype = torch.bfloat16 if amp_dtype == "bf16" else torch.float16
     if device.type == "cpu" and dtype == torch.float16:
         raise UsageError("fp16 autocast is for CUDA; use bf16 on the CPU")

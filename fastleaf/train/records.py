@@ -1,20 +1,19 @@
 """Run records: ``metrics.csv`` (a row per epoch), TensorBoard scalars, ``runs/scores.csv``."""
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import math
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..utils.atomic import write_text_atomic
+from ..utils.csv_rows import read_rows, write_rows
+from ..vocab import METRICS
 
-EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "acc", "f1_macro", "kappa", "sum",
-                 "img_per_s", "val_img_per_s", "lr", "time_s", "note")
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", *METRICS, "img_per_s", "val_img_per_s", "lr",
+                 "time_s", "note")
 TEXT_COLUMNS = ("note",)      # words, not numbers (why a run ended at that epoch)
 SCORE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "amp", "channels_last",
-                 "best_epoch", "acc", "f1_macro", "kappa", "sum", "img_per_s", "finished")
+                 "best_epoch", *METRICS, "img_per_s", "finished")
 
 
 def row_score(row: dict, metric: str) -> float:
@@ -30,27 +29,6 @@ def best_row(rows: list[dict], metric: str) -> dict:
     if not rows:
         raise ValueError("no epochs recorded")
     return max(rows, key=lambda r: (row_score(r, metric), -int(r["epoch"])))
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_rows(path: Path, columns, rows: list[dict]) -> None:
-    """Rewrite the whole CSV atomically (small files): never a half-written row."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: fmt(row.get(k, "")) for k in columns})
-    write_text_atomic(path, buf.getvalue())
-
-
-def fmt(value):
-    return f"{value:.9g}" if isinstance(value, float) else value
 
 
 class RunRecorder:
@@ -81,8 +59,7 @@ class RunRecorder:
         if self.writer is not None:
             step = row["epoch"]
             for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
-                             ("val/acc", "acc"), ("val/f1_macro", "f1_macro"),
-                             ("val/kappa", "kappa"), ("val/sum", "sum"), ("lr", "lr"),
+                             *((f"val/{m}", m) for m in METRICS), ("lr", "lr"),
                              ("speed/train_img_per_s", "img_per_s")):
                 self.writer.add_scalar(tag, float(row[key]), step)
             for key in ("raw_acc", "ema_acc"):

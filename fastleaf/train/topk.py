@@ -18,10 +18,10 @@ import torch
 
 from ..errors import UsageError
 from ..utils.atomic import write_text_atomic
+from ..vocab import METRICS
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 LEDGER = "top.json"
-METRICS = ("acc", "f1_macro", "kappa", "sum")
 
 
 def check_metric(name: str) -> str:

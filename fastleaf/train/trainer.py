@@ -27,6 +27,7 @@ from ..models.pretrained import resolve_pretrained
 from ..utils.console import console, make_progress
 from ..utils.device import configure_device, resolve_device, seed_everything
 from ..utils.paths import run_folder
+from ..vocab import METRICS
 from .build import (build_loaders, build_model, check_input_size, training_loss,
                     with_speed_defaults)
 from .checkpoint import CheckpointWriter
@@ -195,8 +196,7 @@ def train_epoch(run: Run, epoch: int, stop) -> tuple[EpochStats, bool]:
     return EpochStats(loss_sum / max(images, 1), int(images), seconds / run.info.world), stopped
 
 
-NO_VALIDATION = {"acc": float("nan"), "f1_macro": float("nan"), "kappa": float("nan"),
-                 "sum": float("nan")}
+NO_VALIDATION = dict.fromkeys(METRICS, float("nan"))
 
 
 def after_step(run: Run) -> None:
@@ -408,5 +408,5 @@ def score_row(cfg: TrainConfig, run_dir: Path, best_epoch: int, best: dict) -> d
     return {"run": run_dir.resolve().name, "model": cfg.model, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "amp": cfg.amp,
             "channels_last": cfg.channels_last, "best_epoch": best_epoch,
-            **{k: best.get(k, "") for k in ("acc", "f1_macro", "kappa", "sum", "img_per_s")},
+            **{k: best.get(k, "") for k in (*METRICS, "img_per_s")},
             "finished": datetime.now().isoformat(timespec="seconds")}

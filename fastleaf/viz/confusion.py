@@ -30,7 +30,7 @@ def validation_predictions(run: Run, device: str = "auto", workers: int = 0,
     """
     saved = open_run(run.path)
     settings = PredictSettings(tta="none", batch_size=None, device=device, amp=None,
-                               amp_dtype=None, channels_last=None, loader="torchvision",
+                               amp_dtype=None, channels_last=None, loader="workers",
                                workers=workers)
     out = ensemble_probs([Member(saved)], saved.table(data_dir).val, settings)["none"]
     return out.labels.numpy(), out.probs.argmax(-1).numpy(), saved.classes

@@ -12,11 +12,13 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import MissingFileError, UsageError
 from ..predict.run_folder import read_folder_config
-from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row, read_rows
+from ..train.records import EPOCH_COLUMNS, TEXT_COLUMNS, best_row
+from ..utils.csv_rows import read_rows
+from ..vocab import METRICS
 
 # the paper's Table 3, plus how the speed was reached
 TABLE_COLUMNS = ("run", "model", "epochs", "batch_size", "lr", "setup", "best_epoch",
-                 "acc", "f1_macro", "kappa", "sum", "img_per_s")
+                 *METRICS, "img_per_s")
 
 
 @dataclass
@@ -115,6 +117,5 @@ def comparison_rows(runs: list[Run]) -> list[dict]:
             "run": run.name, "model": run.model, "epochs": max(r["epoch"] for r in run.rows),
             "batch_size": run.config.batch_size, "lr": run.config.lr,
             "setup": setup_label(run.config), "best_epoch": best["epoch"],
-            **{k: best.get(k, float("nan")) for k in ("acc", "f1_macro", "kappa", "sum",
-                                                       "img_per_s")}})
+            **{k: best.get(k, float("nan")) for k in (*METRICS, "img_per_s")}})
     return table

@@ -1,7 +1,7 @@
 """The paper's Results section from real run folders: curves, a comparison table, mistakes.
 
     fastleaf report runs/cnn runs/resnet18 --out report/
-    from fastleaf.viz.report import build_report
+    from fastleaf.report.build import build_report
     paths = build_report(["runs/cnn", "runs/resnet18"], "report/")   # name -> written file
 
 Writes ``val_loss.png``, ``acc.png``, ``kappa.png``, ``train_loss.png``, ``comparison.csv``,
@@ -16,15 +16,15 @@ import numpy as np
 
 from ..data.table import DataError
 from ..train.metrics import classification_metrics
-from ..train.records import write_rows
 from ..utils.atomic import write_text_atomic, writing
 from ..utils.console import console
-from .charts import curve_chart, distribution_chart, pairs_chart, worst_chart
-from .confusion import (confused_pairs, confusion, run_table, validation_predictions,
-                        worst_classes)
+from ..utils.csv_rows import write_rows
+from ..viz.charts import curve_chart, distribution_chart, pairs_chart, worst_chart
+from ..viz.confusion import (confused_pairs, confusion, run_table, validation_predictions,
+                             worst_classes)
+from ..viz.render import Section, html_page, markdown_page
+from ..viz.runs import TABLE_COLUMNS, Run, comparison_rows, read_runs, shared_metric
 from .gallery import gallery_sections
-from .render import Section, html_page, markdown_page
-from .runs import TABLE_COLUMNS, Run, comparison_rows, read_runs, shared_metric
 
 CURVES = (("val_loss", "validation loss"), ("acc", "validation accuracy"),
           ("kappa", "validation Cohen kappa"), ("train_loss", "training loss"))

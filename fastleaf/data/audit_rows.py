@@ -8,7 +8,9 @@ Both keep only train.csv rows (a test image's row is for the reader) and check t
 still holds the image the audit saw, so an audit of another version of train.csv is refused
 rather than applied to the wrong rows.  The run records the result in its own folder:
 excluded rows in ``bad_rows.csv`` (kind ``audit``, as ``--skip-bad`` lists its rows),
-new labels in ``relabel.csv``; readers of the run (``open_run``) apply both again.
+new labels in ``relabel.csv``; readers of the run (``open_run``) apply both again.  Reading
+the file is data work, below training and prediction, which both apply it; finding the rows
+is :mod:`fastleaf.audit`'s.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.table import DataError, csv_line, csv_row, read_frame
+from ..utils.csv_rows import write_rows
+from .table import DataError, csv_line, csv_row, read_frame
 
 RELABEL_CSV = "relabel.csv"
 RELABEL_COLUMNS = ("line", "image", "label", "new_label")
@@ -58,7 +61,7 @@ def train_findings(path, train_csv: Path) -> list[tuple[int, pd.Series]]:
 
 def excluded_rows(path, train_csv: Path) -> dict:
     """``{train.csv row: Finding}``: every training row the audit lists (``--exclude``)."""
-    from ..data.check import finding
+    from .check import finding
 
     found = {}
     for row, f in train_findings(path, train_csv):
@@ -85,8 +88,6 @@ def relabelled_rows(path, train_csv: Path) -> dict[int, str]:
 
 def write_relabel(run_dir: Path, train_csv: Path, new: dict[int, str]) -> Path | None:
     """``run_dir/relabel.csv`` (line, image, label, new_label); none when nothing changes."""
-    from ..train.records import write_rows
-
     if not new:
         return None
     frame, _ = read_frame(train_csv, ("image", "label"))

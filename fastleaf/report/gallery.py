@@ -19,9 +19,12 @@ import numpy as np
 
 from ..data.imageio import ImageDecodeError, decode_rgb
 from ..errors import UsageError
-from .confusion import confused_pairs, confusion
-from .plots import pyplot, save_figure
-from .render import Section
+from ..explain.overlay import Explainer
+from ..predict.ensemble import Member, PredictSettings, ensemble_probs
+from ..predict.run_folder import open_run
+from ..viz.confusion import confused_pairs, confusion
+from ..viz.plots import pyplot, save_figure
+from ..viz.render import Section
 
 LOSS_COLUMNS = ("image", "true", "pred", "prob", "loss")
 TILE_IN = 2.4            # inches per gallery tile
@@ -29,13 +32,10 @@ TILE_IN = 2.4            # inches per gallery tile
 
 def predictions(run, device: str, workers: int):
     """``(validation samples, probabilities (N, C), SavedRun)`` of the run's best.pt."""
-    from ..predict.ensemble import Member, PredictSettings, ensemble_probs
-    from ..predict.run_folder import open_run
-
     saved = open_run(run.path)
     samples = saved.table(run.config.data).val
     settings = PredictSettings(tta="none", batch_size=None, device=device, amp=None,
-                               amp_dtype=None, channels_last=None, loader="torchvision",
+                               amp_dtype=None, channels_last=None, loader="workers",
                                workers=workers)
     out = ensemble_probs([Member(saved)], samples, settings)["none"]
     return samples, out.probs.numpy(), saved
@@ -50,8 +50,6 @@ def top_losses(probs: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarra
 
 def explainer_for(saved):
     """The run's explainer, or ``(None, why)`` when no overlay can be drawn."""
-    from ..explain.overlay import Explainer
-
     try:
         return Explainer(saved), ""
     except UsageError as err:

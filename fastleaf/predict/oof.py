@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.table import DataError, csv_line, save_classes
-from ..predict.ensemble import PredictSettings, ensemble_probs, load_members
-from ..predict.submission import write_probs
+from ..train.metrics import classification_metrics
 from ..utils.atomic import atomic_path
-from .metrics import classification_metrics
+from .ensemble import PredictSettings, ensemble_probs, load_members
+from .submission import write_probs
 
 OOF_CSV = "oof.csv"
 OOF_PROBS = "oof_probs.npy"

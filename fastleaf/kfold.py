@@ -1,10 +1,14 @@
-"""k-fold training: one model per stratified fold, then the mean ± std of the folds' best rows.
+"""k-fold training: one model per stratified fold, then the mean ± std of the folds' best rows,
+then each fold's held-out rows predicted by its model (out-of-fold predictions).
 
     fastleaf train --data data/classify-leaves --folds 5 --out runs/kfold
     # -> runs/kfold/fold0 .. fold4 (each a run folder with best.pt), runs/kfold/folds.csv,
     #    runs/kfold/oof.csv + oof_probs.npy (every training row predicted by the fold that
-    #    held it out) and the CV accuracy / F1 / kappa over all rows (fastleaf.train.oof)
+    #    held it out) and the CV accuracy / F1 / kappa over all rows (fastleaf.predict.oof)
     fastleaf tta-predict --data data/classify-leaves --checkpoint runs/kfold --tta flips
+
+The workflow trains (:mod:`fastleaf.train`) and then predicts (:mod:`fastleaf.predict`), so it
+sits above both, and training never needs to import prediction.
 """
 from __future__ import annotations
 
@@ -17,14 +21,15 @@ from typing import Callable
 import numpy as np
 from rich.table import Table
 
-from ..config import TrainConfig
-from ..errors import UsageError
-from ..utils.console import console
-from .oof import OutOfFold, predict_out_of_fold, write_out_of_fold
-from .records import write_rows
-from .trainer import RunResult, fit
+from .config import TrainConfig
+from .errors import UsageError
+from .predict.oof import OutOfFold, predict_out_of_fold, write_out_of_fold
+from .train.trainer import RunResult, fit
+from .utils.console import console
+from .utils.csv_rows import write_rows
+from .vocab import METRICS
 
-FOLD_METRICS = ("val_loss", "acc", "f1_macro", "kappa", "sum", "img_per_s")
+FOLD_METRICS = ("val_loss", *METRICS, "img_per_s")
 FOLD_COLUMNS = ("fold", "run", "best_epoch", *FOLD_METRICS)
 
 

@@ -1,13 +1,16 @@
-"""The worker loader: DataLoader processes decode and augment, the device normalises.
+"""The ``workers`` loader: DataLoader processes decode and augment, the device normalises.
 
-Two pipelines, one contract:
+(Named ``torchvision`` in an earlier release, after its first pipeline; that name still
+selects it, with a note.)  Two pipelines, one contract:
 
-* ``albumentations`` (when it imports): OpenCV decode and one albumentations transform per image
+* ``albumentations``, always, in a working install (albumentations and OpenCV are required
+  dependencies): OpenCV decode and one albumentations transform per image
   (``albu_views.SpecView``: one affine warp + one brightness/contrast table, the same pixels
   as the ``cache-ram`` loader); workers hand over HWC uint8 batches ``(B, S, S, 3)``, so the
   batch is channels_last without a layout copy;
-* ``torchvision`` (the fallback, said once): libjpeg-turbo decode + ``transforms.v2`` on
-  ``(3, S, S)`` uint8.
+* ``torchvision``: libjpeg-turbo decode + ``transforms.v2`` on ``(3, S, S)`` uint8
+  (:func:`build_transform`).  It serves only an install whose albumentations or OpenCV fails
+  to import (said once), so training still runs there; tests hold it to the same views.
 
 Either way normalisation, dtype and memory format happen on the device (``to_device_batch``),
 which keeps worker output and host->device copies four times smaller than float32.
@@ -199,8 +202,8 @@ def collate_uint8(batch):
     return images, labels
 
 
-class TorchvisionLoader(Loader):
-    backend = "torchvision"
+class WorkerLoader(Loader):
+    backend = "workers"
 
     def __init__(self, samples: Samples, spec: AugmentSpec, options: LoaderOptions,
                  pipeline: str = "auto"):

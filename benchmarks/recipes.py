@@ -218,7 +218,8 @@ def main(argv=None) -> None:
     stem = f"recipes-{date.today().isoformat()}{'-toy' if args.toy else ''}"
     RESULTS.mkdir(exist_ok=True)
     setup = (f"{args.model}{' pretrained' if args.pretrained else ''}, {args.epochs} epochs, "
-             f"batch {args.batch_size}, seed 0, {platform.machine()}")
+             f"{args.img_size or 'the model’s'} px, batch {args.batch_size}, seed 0, "
+             f"{platform.machine()}; sets: {args.sets}")
     toy = " (toy scale: proves the script, not the recipes)" if args.toy else ""
     (RESULTS / f"{stem}.md").write_text(
         f"# Recipes across data sets{toy}\n\n"

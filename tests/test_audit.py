@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from fastleaf.audit import DEFAULT_METHOD, METHODS
 from fastleaf.data.audit_rows import excluded_rows, relabelled_rows
 from fastleaf.audit.find import (audit, flipped_scores, label_issues, load_out_of_fold,
                                  plain_disagreement, train_lines)
 from fastleaf.cli import main
 from fastleaf.data.table import DataError, load_table
-from fastleaf.predict.oof import pool, write_out_of_fold
+from fastleaf.predict.oof import OutOfFold, pool, write_out_of_fold
 
 pytest.importorskip("cleanlab")
 FLIPS = 8
@@ -58,7 +59,7 @@ def noisy(tiny_data, tmp_path_factory):
     return root, run, set(flipped.tolist())
 
 
-def test_confident_learning_finds_the_flipped_rows(noisy):
+def test_the_default_rule_finds_the_flipped_rows(noisy):
     root, run, flipped = noisy
     oof = load_out_of_fold([run])
     real = len(oof.labels) - 1              # the twin row is not one of the flips
@@ -69,6 +70,34 @@ def test_confident_learning_finds_the_flipped_rows(noisy):
     assert cl["f1"] >= plain["f1"], (cl, plain)
     assert list(scores) == sorted(scores, reverse=True)
     assert (suggested != oof.labels[rows]).all()
+
+
+def oof_of(probs, labels, classes) -> OutOfFold:
+    frame = pd.DataFrame({"image": [f"images/{i}.jpg" for i in range(len(labels))]})
+    return OutOfFold(frame, probs.astype(np.float32), np.asarray(labels), classes, {})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_row_predicted_as_its_label_is_never_flagged(method):
+    """Unsure rows whose top class is their given label have a lower self-confidence than the
+    model's confident mistakes that the confident joint counts, yet there is no other label
+    to suggest: no rule flags them."""
+    classes, true = ["a", "b", "c"], np.arange(90) % 3
+    given = true.copy()
+    given[:9] = (true[:9] + 1) % 3                            # 9 flipped labels
+    probs = np.full((90, 3), 0.17)
+    probs[np.arange(90), true] = 0.66                         # right, fairly sure
+    mistakes, unsure = np.arange(60, 66), np.arange(80, 86)
+    probs[mistakes] = 0.005                                   # sure of another class
+    probs[mistakes, (true[mistakes] + 1) % 3] = 0.65
+    probs[mistakes, true[mistakes]] = 0.345
+    probs[unsure] = 0.33                                      # unsure, given label on top
+    probs[unsure, given[unsure]] = 0.34
+    rows, suggested, _ = label_issues(oof_of(probs, given, classes), method)
+    assert not set(rows.tolist()) & set(unsure.tolist())
+    assert (suggested != given[rows]).all()
+    if method in (DEFAULT_METHOD, "low_self_confidence"):
+        assert set(rows.tolist()) == set(range(9))
 
 
 def test_audit_lists_conflicts_and_test_copies(noisy):

@@ -8,9 +8,11 @@
 
 Three reasons, one row each (an image can have more than one):
 
-* ``label_issue``: confident learning (Northcutt et al., "Confident Learning: Estimating
-  Uncertainty in Dataset Labels", JAIR 2021) on out-of-fold probabilities, through the
-  ``cleanlab`` package's ``find_label_issues``; the suggested label is the out-of-fold
+* ``label_issue``: by default (``below_chance``) a row the out-of-fold models predict as
+  another class while giving its label less probability than a uniform guess would
+  (``1 / classes``); with ``--method`` one of confident learning's rules (Northcutt et al.,
+  "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 2021) through the
+  ``cleanlab`` package's ``find_label_issues``.  The suggested label is the out-of-fold
   prediction, the score ``1 - `` cleanlab's self-confidence quality of the given label.
 * ``duplicate_conflict``: near-identical training images (:mod:`fastleaf.data.dedup`) with
   different labels; one of them is wrong.  With out-of-fold probabilities the image whose label
@@ -20,8 +22,13 @@ Three reasons, one row each (an image can have more than one):
   the training image's (``csv`` is test.csv: ``--exclude``/``--relabel`` leave it alone).
 
 Plain disagreement (out-of-fold prediction != given label) flags every mistake of the models
-too; on hard data most of those are the model's errors, not the label's, and confident
-learning's per-class thresholds drop many of them (``benchmarks/audit_noise.py`` measures both).
+too; on hard data most of those are the model's errors, not the label's.  When the models err
+on a correct label they still give it some belief (it is usually their second guess); a wrong
+label drawn from elsewhere gets about the share of a class the picture does not show.
+Confident learning ranks those apart well (cleanlab's self-confidence) but its count of issues,
+the off-diagonal of the confident joint, counts the models' confident mistakes too when they
+are many, and misses wrong labels when the probabilities are soft; the uniform guess is a cut
+that needs no count.  ``benchmarks/audit_noise.py`` measures every rule against known flips.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import pandas as pd
 
 from ..data.table import DataError, csv_line, read_frame, resolve_layout
 from ..errors import UsageError
-from . import DEFAULT_METHOD, METHODS
+from . import BELOW_CHANCE, DEFAULT_METHOD, METHODS
 from ..predict.oof import OOF_CSV, OutOfFold, read_out_of_fold
 
 AUDIT_CSV = "audit.csv"
@@ -107,15 +114,21 @@ def label_issues(oof: OutOfFold, method: str = DEFAULT_METHOD) -> tuple[np.ndarr
     """``(rows, suggested class ids, scores)`` of the likely wrong labels, highest score first.
 
     The score is ``1 - self-confidence`` (the out-of-fold probability of the given label):
-    near 1, the models are sure the label is wrong.
+    near 1, the models are sure the label is wrong.  A row the models predict as its given
+    label is never flagged (cleanlab drops those itself for its other rules, not for the
+    ``low_*`` ones): there is no other label to suggest.
     """
     if method not in METHODS:
         raise UsageError(f"unknown audit method {method!r}; one of {', '.join(METHODS)}")
     cleanlab = need_cleanlab()
     probs = oof.probs / oof.probs.sum(1, keepdims=True)      # exactly 1 per row for cleanlab
-    flags = cleanlab.filter.find_label_issues(oof.labels, probs, filter_by=method)
     quality = cleanlab.rank.get_label_quality_scores(oof.labels, probs,
                                                      method="self_confidence")
+    if method == BELOW_CHANCE:
+        flags = quality < 1.0 / probs.shape[1]
+    else:
+        flags = cleanlab.filter.find_label_issues(oof.labels, probs, filter_by=method)
+    flags &= probs.argmax(1) != oof.labels
     rows = np.flatnonzero(flags)
     rows = rows[np.argsort(quality[rows], kind="stable")]
     others = probs[rows].copy()

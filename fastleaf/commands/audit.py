@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "audit"
-HELP = "find likely mislabelled training images (confident learning on k-fold runs' oof.csv) " \
+HELP = "find likely mislabelled training images (from k-fold runs' out-of-fold probabilities) " \
        "and near-copies; writes audit.csv and audit.html"
 
 
@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="the data folder the runs trained on (default: theirs)")
     p.add_argument("--out", default="audit", help="folder for audit.csv and audit.html (audit)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"cleanlab's rule for a label issue ({DEFAULT_METHOD})")
+                   help=f"the rule for a label issue: below_chance (out-of-fold prediction "
+                        f"another class, the label's probability under 1/classes) or one of "
+                        f"cleanlab's filter_by rules ({DEFAULT_METHOD})")
     p.add_argument("--duplicates", action=argparse.BooleanOptionalAction, default=True,
                    help="also hash every image for near-copies (on)")
     p.add_argument("--html-rows", type=int, default=300,

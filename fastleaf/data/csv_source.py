@@ -40,7 +40,6 @@ def read_columns(path: Path, columns: dict[str, str]):
     """The CSV at ``path`` as text, with ``columns`` (name -> flag) checked to be there."""
     import pandas as pd
 
-
     if not path.is_file():
         raise MissingFileError(f"{path}: file not found")
     try:
@@ -64,14 +63,11 @@ def labelled_frame(path: Path, image_col: str = "image", label_col: str = "label
     naming it), indexed by data row as the file has them."""
     import pandas as pd
 
-
     frame = read_columns(path, {image_col: "--image-col", label_col: "--label-col"})
     if frame.empty:
         raise DataError(f"{path}: a header but no data rows")
     for column in (image_col, label_col):
-        blank = empty_cells(frame, column)
-        if len(blank):
-            raise DataError(f"{path} row {csv_line(blank[0])}: empty {column!r}")
+        check_filled(frame, column, path)
     return pd.DataFrame({"image": frame[image_col], "label": frame[label_col]},
                         index=frame.index)
 
@@ -80,19 +76,22 @@ def empty_cells(frame, column: str):
     return frame.index[frame[column].str.strip() == ""]
 
 
+def check_filled(frame, column: str, path, why: str = "") -> None:
+    """A row whose ``column`` is empty is an error naming ``path``, the row and ``why``."""
+    blank = empty_cells(frame, column)
+    if len(blank):
+        raise DataError(f"{path} row {csv_line(blank[0])}: empty {column!r}{why}")
+
+
 def split_rows(source: CsvSource) -> tuple[list, list]:
     """``(train rows, test rows)`` of the view: ``[image, label, line]`` and ``[image, line]``."""
-
     csv = Path(source.csv)
     frame = read_columns(csv, {source.image_col: "--image-col", source.label_col: "--label-col"})
-    blank = empty_cells(frame, source.image_col)
-    if len(blank):
-        raise DataError(f"{csv} row {csv_line(blank[0])}: empty {source.image_col!r}")
+    check_filled(frame, source.image_col, csv)
+    if source.test_csv:
+        check_filled(frame, source.label_col, csv, " (the test rows are --test-csv's; every "
+                                                    "row here needs a label)")
     unlabelled = frame.index.isin(empty_cells(frame, source.label_col))
-    if source.test_csv and unlabelled.any():
-        raise DataError(f"{csv} row {csv_line(frame.index[unlabelled][0])}: empty "
-                         f"{source.label_col!r} (the test rows are --test-csv's; every row "
-                         f"here needs a label)")
     if unlabelled.all():
         raise DataError(f"{csv}: no row has a label in column {source.label_col!r}")
     images, labels = frame[source.image_col], frame[source.label_col]
@@ -100,10 +99,7 @@ def split_rows(source: CsvSource) -> tuple[list, list]:
     test = [[images[i], csv_line(i)] for i in frame.index[unlabelled]]
     if source.test_csv:
         tests = read_columns(Path(source.test_csv), {source.image_col: "--image-col"})
-        blank = empty_cells(tests, source.image_col)
-        if len(blank):
-            raise DataError(f"{source.test_csv} row {csv_line(blank[0])}: empty "
-                             f"{source.image_col!r}")
+        check_filled(tests, source.image_col, source.test_csv)
         test = [[tests[source.image_col][i], csv_line(i)] for i in tests.index]
     return train, test
 
@@ -125,7 +121,6 @@ def stamp(path: str | None) -> tuple | None:
 
 def csv_layout(source: CsvSource):
     """Index ``source`` (once per content) and return the :class:`Layout` of its view."""
-
     root = source.root
     if not Path(source.csv).is_file():
         raise MissingFileError(f"--csv {source.csv}: file not found")

@@ -9,18 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from .errors import FastleafError, MissingFileError
 from .recipes import SUFFIX, Recipe, describe, locate_config, recipe_file, recipe_names
+from .sources import CsvSource, source_from_value
 from .utils.deprecation import deprecation_note
 from .vocab import LOADER_ALIASES
-
-if TYPE_CHECKING:
-    from .sources import CsvSource
-
 
 @dataclass
 class TrainConfig:
@@ -105,12 +101,6 @@ class TrainConfig:
         return make_config(check_keys(upgrade_keys(values, source), source), source)
 
 
-def is_source(value) -> bool:
-    from .sources import CsvSource
-
-    return isinstance(value, CsvSource)
-
-
 class ConfigError(FastleafError, ValueError):
     """An option of the wrong type or range, or a broken config file."""
 
@@ -183,9 +173,7 @@ def check_number(key: str, value, source: str, ranges: dict = RANGES) -> None:
 
 def check_value(key: str, value, source: str) -> None:
     """Refuse a value of the wrong type or outside its range, naming where it came from."""
-    if key == "data" and (isinstance(value, dict) or is_source(value)):
-        from .sources import source_from_value
-
+    if key == "data" and isinstance(value, (dict, CsvSource)):
         source_from_value(value, source)      # any CSV: a mapping of its file and columns
         return
     annotation = {f.name: f.type for f in fields(TrainConfig)}[key]
@@ -222,8 +210,6 @@ def make_config(values: dict, source: str) -> TrainConfig:
     if isinstance(values.get("lr"), str) and values["lr"] != "auto":
         raise ConfigError(f"{source}: lr must be a number or auto, got {brief(values['lr'])}")
     if isinstance(values.get("data"), dict):
-        from .sources import source_from_value
-
         values = {**values, "data": source_from_value(values["data"], source)}
     cfg = TrainConfig(**values)
     if cfg.fold is not None and not cfg.folds:

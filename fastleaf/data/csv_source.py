@@ -159,13 +159,21 @@ def report(source: CsvSource, train: list, test: list, view: Path) -> None:
                   f"of {classes} classes, {where}; index {view}", soft_wrap=True, markup=False)
 
 
+def csv_of(data_dir) -> CsvSource | None:
+    """The :class:`CsvSource` a data argument describes (a source or a config's mapping), or
+    None for a data folder."""
+    return source_from_value(data_dir, "data") if isinstance(data_dir, (CsvSource, dict)) \
+        else None
+
+
 def view_layout(data_dir):
     """The layout of a data set read through a view (any CSV, a folder-per-class tree), or
     None for a Kaggle-layout folder.  A folder that does not exist is a one-line error."""
     from .folders import index_tree, is_folder_layout
 
-    if isinstance(data_dir, (CsvSource, dict)):
-        return csv_layout(source_from_value(data_dir, "data"))
+    source = csv_of(data_dir)
+    if source is not None:
+        return csv_layout(source)
     root = Path(data_dir)
     if root.is_file() and root.suffix.lower() in (".csv", ".tsv", ".txt"):
         raise DataError(f"--data {root}: a file; a CSV is read with --csv FILE --image-col "
@@ -183,19 +191,18 @@ def layout_kind(data_dir) -> str:
     """``csv``, ``folders`` or ``kaggle`` (also the repository's references/ layout)."""
     from .folders import is_folder_layout
 
-    if isinstance(data_dir, (CsvSource, dict)):
+    if csv_of(data_dir) is not None:
         return "csv"
     return "folders" if data_dir is not None and is_folder_layout(Path(data_dir)) else "kaggle"
 
 
 def no_test_images(data_dir) -> str | None:
     """Why a folder tree or a CSV has no test rows, with what to do; None for Kaggle's."""
-    kind = layout_kind(data_dir)
-    if kind == "csv":
-        source = source_from_value(data_dir, "data")
+    source = csv_of(data_dir)
+    if source is not None:
         return (f"{source.csv}: no test images; give --test-csv FILE, or leave the "
                 f"{source.label_col!r} of the rows to predict empty")
-    if kind == "folders":
+    if layout_kind(data_dir) == "folders":
         return (f"{data_dir}: no test images; they go in a test/ folder beside train/ "
                 f"({Path(data_dir) / 'test'}/ next to {Path(data_dir) / 'train'}/<class>/)")
     return None
@@ -205,6 +212,7 @@ def data_folder(data_dir) -> Path | None:
     """The folder a data set's own files (``classes.json``) sit in: a CSV's images folder."""
     if data_dir is None:
         return None
-    if isinstance(data_dir, (CsvSource, dict)):
-        return source_from_value(data_dir, "data").root
+    source = csv_of(data_dir)
+    if source is not None:
+        return source.root
     return Path(data_dir)
